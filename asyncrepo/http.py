@@ -1,0 +1,738 @@
+"""The HTTP transport every HTTP source shares: one pooled aiohttp session per repository,
+authentication, timeouts, retries, rate-limit handling, error mapping and redaction.
+
+A vendor client is an ``HTTPClient`` (often a small subclass that overrides ``classify``
+to read the vendor's own error dialect). Connectors never touch aiohttp directly.
+
+Retries (``RetryPolicy``, driven by tenacity): exponential backoff with jitter on
+connection errors, timeouts, 429 and 500/502/503/504. A vendor's stated wait is honoured
+first (``Retry-After`` in seconds or as an HTTP date; ``X-RateLimit-Remaining: 0`` with
+``X-RateLimit-Reset``). The total wait for one request is capped (``max_wait``): a wait past
+the cap raises ``RateLimited`` carrying the reset time, instead of blocking for an hour.
+A rate limit seen by one request pauses the client's other requests until it resets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import aiohttp
+import orjson
+from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
+from ._version import __version__
+from .exceptions import (
+    AsyncRepoError,
+    AuthenticationError,
+    ConfigurationError,
+    InvalidQuery,
+    ItemNotFound,
+    MalformedResponse,
+    PermissionDenied,
+    RateLimited,
+    SourceTimeout,
+    SourceUnavailable,
+)
+from .pagination import PreparedRequest
+
+__all__ = [
+    "Auth",
+    "BasicAuth",
+    "BearerAuth",
+    "HTTPClient",
+    "NoAuth",
+    "Response",
+    "ResponseCache",
+    "RetryPolicy",
+    "redact_url",
+]
+
+log = logging.getLogger("asyncrepo.http")
+
+USER_AGENT = f"asyncrepo/{__version__}"
+_SENSITIVE_PARAMS = {
+    "access_token",
+    "api_key",
+    "apikey",
+    "auth",
+    "client_secret",
+    "code",
+    "key",
+    "password",
+    "secret",
+    "sig",
+    "signature",
+    "token",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-amz-signature",
+}
+
+
+def redact_url(url: str) -> str:
+    """The URL without user info and with credential-like query parameters masked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in _SENSITIVE_PARAMS for k, _ in pairs):
+            query = urlencode(
+                [(k, "REDACTED" if k.lower() in _SENSITIVE_PARAMS else v) for k, v in pairs]
+            )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+# -- authentication -------------------------------------------------------------------------
+
+
+class Auth:
+    """How requests are authenticated. Subclasses never show their secrets in ``repr``."""
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def secrets(self) -> list[str]:
+        """Values to scrub from any text that might reach a message or a log."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class NoAuth(Auth):
+    """Anonymous requests."""
+
+
+class BasicAuth(Auth):
+    """HTTP basic authentication (Atlassian: email + API token)."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self._password = password
+        token = base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._header = f"Basic {token}"
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": self._header}
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self._password, self._header.split(" ", 1)[1]) if s]
+
+    def __repr__(self) -> str:
+        return f"BasicAuth(username={self.username!r}, password='***')"
+
+
+class BearerAuth(Auth):
+    """A token in the Authorization header (``Bearer`` by default; GitHub also accepts it)."""
+
+    def __init__(self, token: str, scheme: str = "Bearer") -> None:
+        self._token = token
+        self.scheme = scheme
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"{self.scheme} {self._token}"}
+
+    def secrets(self) -> list[str]:
+        return [self._token] if self._token else []
+
+    def __repr__(self) -> str:
+        return f"BearerAuth(scheme={self.scheme!r}, token='***')"
+
+
+# -- retry policy ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a repository retries. Pass ``retry=RetryPolicy(...)`` to any HTTP repository.
+
+    * ``attempts``: tries per request, the first included.
+    * ``backoff`` / ``max_backoff`` / ``jitter``: exponential backoff ``backoff * 2**n``,
+      capped, plus up to ``jitter`` times that at random.
+    * ``max_wait``: the most one request may spend waiting, all retries together. A vendor
+      asking for a longer wait gets ``RateLimited`` raised at once, with its reset time.
+    * ``rate_limit_floor``: the least wait after a rate-limit answer that states no wait
+      (GitHub asks for at least 60 s after a secondary rate limit).
+    * ``statuses``: the HTTP statuses that are retried.
+    """
+
+    attempts: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    jitter: float = 0.5
+    max_wait: float = 120.0
+    rate_limit_floor: float = 1.0
+    statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+
+    def backoff_for(self, attempt: int) -> float:
+        base = min(self.max_backoff, self.backoff * 2.0 ** max(0, attempt - 1))
+        return base + random.uniform(0, self.jitter * base)
+
+    def wait_for(self, error: BaseException | None, attempt: int) -> float:
+        if isinstance(error, RateLimited):
+            if error.retry_after is not None:
+                return max(0.0, error.retry_after)
+            return max(self.rate_limit_floor, self.backoff_for(attempt))
+        return self.backoff_for(attempt)
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+# -- responses and caching ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Response:
+    """A finished response, body read. ``json()`` decodes it (``MalformedResponse`` if it
+    cannot); ``malformed(reason)`` builds that error with the request's context."""
+
+    status: int
+    headers: Mapping[str, str]
+    url: str
+    method: str
+    body: bytes
+    source: str
+    from_cache: bool = False
+
+    def json(self) -> Any:
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            snippet = self.body[:80].decode("utf-8", "replace")
+            raise self.malformed(f"the body is not JSON ({exc}); it starts {snippet!r}") from None
+
+    def malformed(self, reason: str) -> MalformedResponse:
+        return MalformedResponse(
+            reason,
+            source=self.source,
+            method=self.method,
+            url=redact_url(self.url),
+            status=self.status,
+        )
+
+
+@dataclass
+class _CacheEntry:
+    etag: str | None
+    last_modified: str | None
+    body: bytes
+    headers: dict[str, str]
+
+
+class ResponseCache:
+    """An in-memory LRU of GET responses for conditional requests (ETag / Last-Modified).
+
+    With it, a repeated GET sends ``If-None-Match``; a ``304 Not Modified`` (which GitHub
+    does not count against the rate limit) reuses the stored body.
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, _CacheEntry] = OrderedDict()
+
+    def get(self, key: str) -> _CacheEntry | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: str, entry: _CacheEntry) -> None:
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+# -- the client -----------------------------------------------------------------------------
+
+
+def _vendor_message(body: bytes) -> str | None:
+    """The vendor's own error text, from the usual JSON error shapes or the raw body."""
+    if not body:
+        return None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body[:300].decode("utf-8", "replace").strip()
+        return text or None
+    if isinstance(data, dict):
+        parts: list[str] = []
+        for key in ("message", "error", "errorMessage", "detail", "title", "reason"):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                parts.append(value)
+                break
+        messages = data.get("errorMessages")
+        if isinstance(messages, list):
+            parts.extend(str(m) for m in messages if m)
+        errors = data.get("errors")
+        if isinstance(errors, dict):
+            parts.extend(f"{k}: {v}" for k, v in errors.items())
+        elif isinstance(errors, list):
+            for error in errors:
+                if isinstance(error, dict):
+                    detail = error.get("message") or error.get("detail") or error.get("title")
+                    if detail:
+                        parts.append(str(detail))
+                elif error:
+                    parts.append(str(error))
+        if parts:
+            return "; ".join(parts)[:500]
+    return orjson.dumps(data)[:300].decode("utf-8", "replace")
+
+
+def _parse_retry_after(value: str | None, now: float) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def _parse_reset(value: str | None) -> datetime | None:
+    """``X-RateLimit-Reset``: epoch seconds (GitHub) or an ISO timestamp (Jira)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class HTTPClient:
+    """One pooled aiohttp session with auth, retries, rate limits and error mapping.
+
+    The session opens lazily on the first request and is released by ``aclose()``.
+    ``source`` is the registry name reported in errors. ``max_connections`` bounds the
+    requests in flight to one host; ``limiter`` (aiolimiter) bounds the request rate.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        source: str,
+        auth: Auth | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = 60.0,
+        max_connections: int = 20,
+        headers: Mapping[str, str] | None = None,
+        limiter: AsyncLimiter | None = None,
+        cache: ResponseCache | None = None,
+        verify_ssl: bool = True,
+        trust_env: bool = False,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(
+                f"base URL must be an http(s) URL, not {redact_url(base_url)!r}", source=source
+            )
+        if parts.username or parts.password:
+            raise ConfigurationError(
+                "put credentials in the auth options, not in the URL", source=source
+            )
+        self.base_url = base_url.rstrip("/")
+        self.source = source
+        self.auth = auth or NoAuth()
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.limiter = limiter
+        self.cache = cache
+        self.verify_ssl = verify_ssl
+        self.trust_env = trust_env
+        self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        self._headers.update(headers or {})
+        self._headers.update(self.auth.headers())
+        self._secrets = sorted(self.auth.secrets(), key=len, reverse=True)
+        self._session: aiohttp.ClientSession | None = None
+        self._paused_until = 0.0  # monotonic time before which no request is sent
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.source} {self.base_url} auth={self.auth!r}>"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=max(100, self.max_connections),
+                limit_per_host=self.max_connections,
+                ssl=bool(self.verify_ssl),
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self._headers,
+                # Connect and per-read limits rather than a total: a large download may take
+                # minutes, but a silent server fails fast.
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=self.timeout, sock_read=self.timeout
+                ),
+                trust_env=self.trust_env,
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        """An absolute URL for ``path`` (already absolute URLs pass through)."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.base_url + "/" + path.lstrip("/")
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def classify(self, response: Response) -> AsyncRepoError | None:
+        """The error for a response, or ``None`` for a success. Vendor clients override this
+        to read their own dialect, and fall back to it."""
+        status = response.status
+        if status < 400:
+            return None
+        message = _vendor_message(response.body)
+        vendor = self.scrub(message) if message else None
+        context: dict[str, Any] = {
+            "source": self.source,
+            "method": response.method,
+            "url": redact_url(response.url),
+            "status": status,
+            "vendor_message": vendor,
+        }
+        limited = self.rate_limit(response)
+        if limited is not None:
+            return limited
+        if status == 401:
+            return AuthenticationError("the credentials were rejected", **context)
+        if status == 403:
+            return PermissionDenied("access denied", **context)
+        if status == 404:
+            return ItemNotFound("not found", **context)
+        if status == 410:
+            return SourceUnavailable("the vendor has removed this endpoint", **context)
+        if status in self.retry.statuses or status >= 500:
+            error = SourceUnavailable(f"the source answered {status}", **context)
+            error.retryable = status in self.retry.statuses
+            return error
+        return InvalidQuery("the source rejected the request", **context)
+
+    def rate_limit(self, response: Response) -> RateLimited | None:
+        """A ``RateLimited`` error if the response is a rate-limit answer (429, or 403 with
+        ``X-RateLimit-Remaining: 0`` or a ``Retry-After``)."""
+        status = response.status
+        headers = response.headers
+        if status not in (403, 429):
+            return None
+        now = time.time()
+        retry_after = _parse_retry_after(headers.get("Retry-After"), now)
+        reset_at = _parse_reset(headers.get("X-RateLimit-Reset"))
+        exhausted = headers.get("X-RateLimit-Remaining", "").strip() == "0"
+        if status == 403 and retry_after is None and not exhausted:
+            return None
+        if retry_after is None and exhausted and reset_at is not None:
+            retry_after = max(0.0, reset_at.timestamp() - now)
+        if reset_at is None and retry_after is not None:
+            reset_at = datetime.fromtimestamp(now + retry_after, UTC)
+        message = _vendor_message(response.body)
+        return RateLimited(
+            "rate limited",
+            retry_after=retry_after,
+            reset_at=reset_at,
+            source=self.source,
+            method=response.method,
+            url=redact_url(response.url),
+            status=status,
+            vendor_message=self.scrub(message) if message else None,
+        )
+
+    # -- requests -------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        limiter: AsyncLimiter | None = None,
+    ) -> Response:
+        """Send a request with retries; return the response or raise the mapped error."""
+        prepared = PreparedRequest(method, self.url(path), dict(params or {}), json)
+        return await self.send(prepared, headers=headers, limiter=limiter)
+
+    async def get_json(self, path: str, **kwargs: Any) -> Any:
+        return (await self.request("GET", path, **kwargs)).json()
+
+    async def send(
+        self,
+        prepared: PreparedRequest,
+        *,
+        headers: Mapping[str, str] | None = None,
+        limiter: AsyncLimiter | None = None,
+    ) -> Response:
+        retrying = self._retrying()
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(prepared, headers, limiter)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @asynccontextmanager
+    async def stream(
+        self, path: str, *, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A GET whose body the caller streams. Retries until the status line is a success
+        (or 304); errors map as for ``request``."""
+        url = self.url(path)
+        response: aiohttp.ClientResponse | None = None
+        retrying = self._retrying()
+        async for attempt in retrying:
+            with attempt:
+                response = await self._open(
+                    "GET", url, params=None, json=None, headers=headers, limiter=None
+                )
+                if response.status >= 400:
+                    body = await response.read()
+                    response.release()
+                    error = self.classify(self._finished(response, "GET", url, body))
+                    assert error is not None
+                    raise error
+        assert response is not None
+        try:
+            yield response
+        finally:
+            response.release()
+
+    def _retrying(self) -> AsyncRetrying:
+        policy = self.retry
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            return policy.wait_for(error, state.attempt_number)
+
+        def stop(state: RetryCallState) -> bool:
+            if state.attempt_number >= policy.attempts:
+                return True
+            return state.idle_for + state.upcoming_sleep > policy.max_wait
+
+        def give_up(state: RetryCallState) -> Any:
+            assert state.outcome is not None
+            error = state.outcome.exception()
+            if isinstance(error, RateLimited) and (
+                state.idle_for + state.upcoming_sleep > policy.max_wait
+            ):
+                error.message += (
+                    f"; waiting {state.upcoming_sleep:.0f}s more would pass the retry cap of "
+                    f"{policy.max_wait:.0f}s"
+                    + (f" (resets at {error.reset_at.isoformat()})" if error.reset_at else "")
+                )
+            elif isinstance(error, AsyncRepoError) and state.attempt_number > 1:
+                error.message += f" (after {state.attempt_number} attempts)"
+            assert error is not None
+            raise error
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            if isinstance(error, RateLimited) and error.retry_after is not None:
+                # Every request of this client waits out the vendor's limit, not just this one.
+                self._paused_until = max(
+                    self._paused_until, time.monotonic() + state.upcoming_sleep
+                )
+            log.debug("%s: retrying in %.2fs after %s", self.source, state.upcoming_sleep, error)
+
+        return AsyncRetrying(
+            stop=stop,
+            wait=wait,
+            retry=retry_if_exception(lambda e: isinstance(e, AsyncRepoError) and e.retryable),
+            retry_error_callback=give_up,
+            before_sleep=before_sleep,
+        )
+
+    async def _open(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+        limiter: AsyncLimiter | None,
+    ) -> aiohttp.ClientResponse:
+        delay = self._paused_until - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        for gate in (self.limiter, limiter):
+            if gate is not None:
+                await gate.acquire()
+        data = None
+        send_headers = dict(headers or {})
+        if json is not None:
+            data = orjson.dumps(json)
+            send_headers["Content-Type"] = "application/json"
+        try:
+            return await self.session.request(
+                method, url, params=_query(params), data=data, headers=send_headers
+            )
+        except TimeoutError:
+            raise SourceTimeout(
+                f"no answer within {self.timeout}s",
+                source=self.source,
+                method=method,
+                url=redact_url(url),
+            ) from None
+        except aiohttp.InvalidURL as exc:
+            raise ConfigurationError(
+                f"invalid URL: {exc}", source=self.source, method=method, url=redact_url(url)
+            ) from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
+            raise SourceUnavailable(
+                f"could not reach the source ({type(exc).__name__}: {self.scrub(str(exc))})",
+                source=self.source,
+                method=method,
+                url=redact_url(url),
+            ) from None
+
+    def _finished(
+        self, raw: aiohttp.ClientResponse, method: str, url: str, body: bytes
+    ) -> Response:
+        return Response(
+            status=raw.status,
+            headers=raw.headers,
+            url=str(raw.url),
+            method=method,
+            body=body,
+            source=self.source,
+        )
+
+    async def _send_once(
+        self,
+        prepared: PreparedRequest,
+        headers: Mapping[str, str] | None,
+        limiter: AsyncLimiter | None,
+    ) -> Response:
+        method, url = prepared.method, prepared.url
+        cache_key = None
+        cached = None
+        send_headers = dict(headers or {})
+        if self.cache is not None and method == "GET":
+            cache_key = url + "?" + urlencode(sorted(_query(prepared.params).items()))
+            cached = self.cache.get(cache_key)
+            if cached is not None:
+                if cached.etag:
+                    send_headers["If-None-Match"] = cached.etag
+                if cached.last_modified:
+                    send_headers["If-Modified-Since"] = cached.last_modified
+        raw = await self._open(
+            method,
+            url,
+            params=prepared.params,
+            json=prepared.json,
+            headers=send_headers,
+            limiter=limiter,
+        )
+        try:
+            body = await raw.read()
+        except TimeoutError:
+            raise SourceTimeout(
+                f"no answer within {self.timeout}s",
+                source=self.source,
+                method=method,
+                url=redact_url(url),
+            ) from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            raise SourceUnavailable(
+                f"the connection broke while reading ({type(exc).__name__})",
+                source=self.source,
+                method=method,
+                url=redact_url(url),
+            ) from None
+        finally:
+            raw.release()
+        response = self._finished(raw, method, url, body)
+        if response.status == 304 and cached is not None:
+            return replace(
+                response, status=200, body=cached.body, headers=cached.headers, from_cache=True
+            )
+        error = self.classify(response)
+        if error is not None:
+            raise error
+        self._note_quota(response)
+        if cache_key is not None and self.cache is not None:
+            etag = response.headers.get("ETag")
+            last_modified = response.headers.get("Last-Modified")
+            if etag or last_modified:
+                self.cache.put(
+                    cache_key,
+                    _CacheEntry(etag, last_modified, body, dict(response.headers)),
+                )
+        return response
+
+    def _note_quota(self, response: Response) -> None:
+        """A success that spent the last request of the quota: later requests wait for the
+        reset (within the retry cap) instead of collecting a 403 first."""
+        if response.headers.get("X-RateLimit-Remaining", "").strip() != "0":
+            return
+        reset_at = _parse_reset(response.headers.get("X-RateLimit-Reset"))
+        if reset_at is None:
+            return
+        wait = reset_at.timestamp() - time.time()
+        if 0 < wait <= self.retry.max_wait:
+            self._paused_until = max(self._paused_until, time.monotonic() + wait)
+
+
+def _query(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Query parameters as strings (booleans as ``true``/``false``, lists comma-joined)."""
+    out: dict[str, str] = {}
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, list | tuple | set | frozenset):
+            out[key] = ",".join(str(v) for v in value)
+        else:
+            out[key] = str(value)
+    return out

@@ -1,0 +1,370 @@
+"""Pagination: how vendor pages follow each other, and how they are fetched.
+
+Two halves:
+
+* ``pump`` drives any ``fetch_page(state) -> Batch`` function. When the source knows the
+  following pages up front (offset + total, a Link ``rel="last"``), it fetches them
+  concurrently (bounded) and yields them in order; when it does not, it prefetches the next
+  page while the caller consumes the current one. Leaving early cancels what is in flight.
+* Paginator strategies for HTTP sources, one small class per vendor habit: Link header,
+  next token in the body, next URL in the body, offset + total, page number, single page.
+  A connector picks one in its ``Endpoint``; it never writes its own loop. Every state a
+  paginator produces is JSON-serialisable, so it can live in a cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from .http import Response
+    from .repository import Item
+
+__all__ = [
+    "Batch",
+    "LinkHeader",
+    "NextToken",
+    "NextURL",
+    "OffsetTotal",
+    "PageNumber",
+    "Paginator",
+    "PreparedRequest",
+    "SinglePage",
+    "parse_link_header",
+    "pump",
+]
+
+JSON = Any
+
+
+@dataclass
+class Batch:
+    """One vendor page: its items, the state of the page after it (``None``: last page), and,
+    when the vendor tells, the states of *all* the following pages (for concurrent fetch)."""
+
+    items: list[Item]
+    next_state: JSON = None
+    following: Sequence[JSON] | None = None
+
+
+async def pump(
+    fetch: Callable[[JSON], Awaitable[Batch]],
+    start: JSON,
+    *,
+    concurrency: int = 4,
+) -> AsyncIterator[tuple[JSON, Batch]]:
+    """Yield ``(state, batch)`` in page order, from ``start`` to the last page.
+
+    Prefetches one page ahead; fetches up to ``concurrency`` pages at once when the states of
+    the following pages are known. Closing the generator cancels outstanding fetches.
+    """
+    concurrency = max(1, concurrency)
+    pending: deque[tuple[JSON, asyncio.Task[Batch]]] = deque()
+    planned: deque[JSON] | None = None
+    try:
+        state = start
+        batch = await fetch(state)
+        while True:
+            if planned is None and batch.following:
+                planned = deque(batch.following)
+            if planned is not None:
+                while planned and len(pending) < concurrency:
+                    next_state = planned.popleft()
+                    pending.append((next_state, asyncio.ensure_future(fetch(next_state))))
+            elif batch.next_state is not None and not pending:
+                next_state = batch.next_state
+                pending.append((next_state, asyncio.ensure_future(fetch(next_state))))
+            yield state, batch
+            if not pending:
+                return
+            state, task = pending.popleft()
+            batch = await task
+            if planned is not None and not batch.items:
+                return  # the listing shrank under us: nothing follows an empty page
+    finally:
+        for _, task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
+
+
+# -- HTTP paginators ------------------------------------------------------------------------
+
+
+@dataclass
+class PreparedRequest:
+    """A request about to be sent: a paginator adjusts it for a page."""
+
+    method: str
+    url: str
+    params: dict[str, Any] = field(default_factory=dict)
+    json: Any = None
+
+
+class Paginator:
+    """A strategy: how to ask for the page at a state, and what state comes next."""
+
+    def prepare(self, request: PreparedRequest, state: JSON, page_size: int) -> PreparedRequest:
+        return request
+
+    def advance(
+        self, response: Response, body: Any, records: list[Any], state: JSON, page_size: int
+    ) -> tuple[JSON, Sequence[JSON] | None]:
+        """``(next_state, following)``: the next page's state (``None`` when this page is
+        the last) and, if known, the states of every following page."""
+        return None, None
+
+
+class SinglePage(Paginator):
+    """The vendor returns everything in one response (Greenhouse's job list)."""
+
+
+_LINK_RE = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]+)*)")
+_REL_RE = re.compile(r'rel\s*=\s*"?([^";]+)"?', re.IGNORECASE)
+
+
+def parse_link_header(value: str | None) -> dict[str, str]:
+    """``{rel: url}`` from an RFC 8288 ``Link`` header (several rels per link allowed)."""
+    links: dict[str, str] = {}
+    if not value:
+        return links
+    for match in _LINK_RE.finditer(value):
+        url, params = match.group(1), match.group(2)
+        rel = _REL_RE.search(params)
+        if rel:
+            for name in rel.group(1).split():
+                links.setdefault(name.lower(), url)
+    return links
+
+
+def _with_param(url: str, name: str, value: Any) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
+    query.append((name, str(value)))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _param(url: str, name: str) -> str | None:
+    for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        if key == name:
+            return value
+    return None
+
+
+@dataclass
+class LinkHeader(Paginator):
+    """Follow ``Link: <...>; rel="next"`` (GitHub, Confluence v2). The state is the next URL.
+
+    When the header also gives ``rel="last"`` and pages are numbered by ``page_param``, the
+    URLs of all following pages are known, and ``pump`` fetches them concurrently.
+    """
+
+    page_size_param: str | None = "per_page"
+    page_param: str | None = "page"
+
+    def prepare(self, request: PreparedRequest, state: JSON, page_size: int) -> PreparedRequest:
+        if state is not None:  # the vendor's own next URL, with every parameter in it
+            return PreparedRequest(request.method, str(state), {}, request.json)
+        params = dict(request.params)
+        if self.page_size_param:
+            params[self.page_size_param] = page_size
+        return PreparedRequest(request.method, request.url, params, request.json)
+
+    def advance(
+        self, response: Response, body: Any, records: list[Any], state: JSON, page_size: int
+    ) -> tuple[JSON, Sequence[JSON] | None]:
+        links = parse_link_header(response.headers.get("Link"))
+        next_url = links.get("next")
+        if not next_url:
+            return None, None
+        next_url = urljoin(response.url, next_url)
+        following = None
+        last_url = links.get("last")
+        if last_url and self.page_param:
+            last_url = urljoin(response.url, last_url)
+            first, last = _param(next_url, self.page_param), _param(last_url, self.page_param)
+            if (
+                first is not None
+                and last is not None
+                and first.isdigit()
+                and last.isdigit()
+                and _with_param(next_url, self.page_param, last) == last_url
+            ):
+                following = [
+                    _with_param(next_url, self.page_param, n)
+                    for n in range(int(first), int(last) + 1)
+                ]
+        return next_url, following
+
+
+def dig(body: Any, path: str | Sequence[str] | None) -> Any:
+    """``body["a"]["b"]`` for ``path="a.b"``; ``None`` where a step is missing."""
+    if path is None:
+        return body
+    keys = path.split(".") if isinstance(path, str) else path
+    value = body
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+@dataclass
+class NextToken(Paginator):
+    """A next-page token in the body, sent back as a parameter (Jira's ``nextPageToken``).
+
+    Stops when the token is missing or the page is empty; a token that repeats the one just
+    sent is a vendor bug that would loop forever, so it raises ``MalformedResponse``.
+    """
+
+    token_field: str = "nextPageToken"
+    token_param: str = "nextPageToken"
+    page_size_param: str | None = "maxResults"
+    in_body: bool = False  # send token and page size in the JSON body (a POST search)
+
+    def prepare(self, request: PreparedRequest, state: JSON, page_size: int) -> PreparedRequest:
+        values: dict[str, Any] = {}
+        if self.page_size_param:
+            values[self.page_size_param] = page_size
+        if state is not None:
+            values[self.token_param] = state
+        if self.in_body:
+            body = dict(request.json or {})
+            body.update(values)
+            return PreparedRequest(request.method, request.url, dict(request.params), body)
+        return PreparedRequest(
+            request.method, request.url, {**request.params, **values}, request.json
+        )
+
+    def advance(
+        self, response: Response, body: Any, records: list[Any], state: JSON, page_size: int
+    ) -> tuple[JSON, Sequence[JSON] | None]:
+        token = dig(body, self.token_field)
+        if not token or not records:
+            return None, None
+        if token == state:
+            raise response.malformed(f"the vendor repeated the page token {self.token_field}")
+        return token, None
+
+
+@dataclass
+class NextURL(Paginator):
+    """A next-page URL in the body (Confluence's ``_links.next``), else in a Link header.
+
+    ``base_field`` names a body field the URL is relative to (v1's ``_links.base``, which
+    already ends in ``/wiki``); without it the URL is joined to the response URL, which is
+    right for links that start with ``/`` (v2's ``/wiki/api/v2/...``).
+    """
+
+    next_field: str = "_links.next"
+    base_field: str | None = None
+    page_size_param: str | None = "limit"
+
+    def prepare(self, request: PreparedRequest, state: JSON, page_size: int) -> PreparedRequest:
+        if state is not None:
+            return PreparedRequest(request.method, str(state), {}, request.json)
+        params = dict(request.params)
+        if self.page_size_param:
+            params[self.page_size_param] = page_size
+        return PreparedRequest(request.method, request.url, params, request.json)
+
+    def advance(
+        self, response: Response, body: Any, records: list[Any], state: JSON, page_size: int
+    ) -> tuple[JSON, Sequence[JSON] | None]:
+        link = dig(body, self.next_field)
+        if not link:
+            link = parse_link_header(response.headers.get("Link")).get("next")
+        if not link or not records:
+            return None, None
+        if not isinstance(link, str):
+            raise response.malformed(f"{self.next_field} is not a URL")
+        base = dig(body, self.base_field) if self.base_field else None
+        if isinstance(base, str) and not link.startswith(("http://", "https://")):
+            next_url = base.rstrip("/") + "/" + link.lstrip("/")
+        else:
+            next_url = urljoin(response.url, link)
+        if next_url == state:
+            raise response.malformed("the vendor repeated the next-page link")
+        return next_url, None
+
+
+@dataclass
+class OffsetTotal(Paginator):
+    """``offset`` + ``limit`` parameters and a ``total`` in the body (Jira Data Center).
+
+    The server may cap the page size: the limit it reports back (``limit_field``) is
+    trusted. With ``total`` known, every following offset is known, so pages are fetched
+    concurrently. ``last_field`` (``isLast``) is honoured when present.
+    """
+
+    offset_param: str = "startAt"
+    limit_param: str = "maxResults"
+    total_field: str | None = "total"
+    limit_field: str | None = "maxResults"
+    last_field: str | None = None
+
+    def prepare(self, request: PreparedRequest, state: JSON, page_size: int) -> PreparedRequest:
+        params = {**request.params, self.offset_param: int(state or 0), self.limit_param: page_size}
+        return PreparedRequest(request.method, request.url, params, request.json)
+
+    def advance(
+        self, response: Response, body: Any, records: list[Any], state: JSON, page_size: int
+    ) -> tuple[JSON, Sequence[JSON] | None]:
+        offset = int(state or 0)
+        if not records:
+            return None, None
+        if self.last_field and dig(body, self.last_field) is True:
+            return None, None
+        next_offset = offset + len(records)
+        total = dig(body, self.total_field) if self.total_field else None
+        if not isinstance(total, int):
+            # No total: a short page ends the listing.
+            limit = dig(body, self.limit_field) if self.limit_field else None
+            step = limit if isinstance(limit, int) and limit > 0 else page_size
+            return (next_offset if len(records) >= step else None), None
+        if next_offset >= total:
+            return None, None
+        reported = dig(body, self.limit_field) if self.limit_field else None
+        following = None
+        if isinstance(reported, int) and 0 < reported == len(records):
+            following = list(range(next_offset, total, reported))
+        return next_offset, following
+
+
+@dataclass
+class PageNumber(Paginator):
+    """``page`` and ``per_page`` parameters; a short or empty page is the last, unless the
+    body states the number of pages (``pages_field``), which allows concurrent fetch."""
+
+    page_param: str = "page"
+    page_size_param: str | None = "per_page"
+    first_page: int = 1
+    pages_field: str | None = None
+
+    def prepare(self, request: PreparedRequest, state: JSON, page_size: int) -> PreparedRequest:
+        params = dict(request.params)
+        params[self.page_param] = self.first_page if state is None else int(state)
+        if self.page_size_param:
+            params[self.page_size_param] = page_size
+        return PreparedRequest(request.method, request.url, params, request.json)
+
+    def advance(
+        self, response: Response, body: Any, records: list[Any], state: JSON, page_size: int
+    ) -> tuple[JSON, Sequence[JSON] | None]:
+        page = self.first_page if state is None else int(state)
+        pages = dig(body, self.pages_field) if self.pages_field else None
+        if isinstance(pages, int):
+            last = pages - 1 + self.first_page
+            if page >= last:
+                return None, None
+            return page + 1, list(range(page + 1, last + 1))
+        if len(records) < page_size:
+            return None, None
+        return page + 1, None

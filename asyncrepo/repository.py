@@ -1,0 +1,674 @@
+"""Repository, Page and Item: the one interface every source implements.
+
+A source implements two things: ``fetch_page(request, state)`` (one vendor page from an
+opaque, JSON-serialisable state; ``None`` is the first page) and, if it can, a native
+``get``. Everything else is derived here, once, for every source:
+
+* ``list`` / ``search`` stream items; ``list_pages`` / ``search_pages`` assemble pages of
+  exactly ``page_size`` items (the vendor's own page size can be smaller: pages are
+  assembled client-side), each with a cursor that resumes in a fresh process;
+* naive search (scan and match) and naive get (scan, stop at the first match) for sources
+  without native ones;
+* option checking: ``since`` and ``order`` are honoured natively, or client-side where the
+  source declares it, or rejected with ``UnsupportedOption``; never silently ignored;
+* prefetch and concurrent page fetches (``asyncrepo.pagination.pump``).
+
+A cursor records *where the next item is*: the vendor state of the page that holds it and
+how many raw items of that page come before it. Resuming re-fetches that one page and skips,
+so a cursor stays valid whatever page size the caller asks for next.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import hashlib
+import shlex
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any, ClassVar, Literal, Self
+
+import orjson
+
+from .exceptions import (
+    AsyncRepoError,
+    InvalidCursor,
+    InvalidQuery,
+    ItemNotFound,
+    UnsupportedOption,
+)
+from .pagination import Batch, pump
+
+__all__ = [
+    "Batch",
+    "Capabilities",
+    "Item",
+    "Page",
+    "PageRequest",
+    "Repository",
+    "naive_match",
+]
+
+JSON = Any  # a JSON-serialisable value
+_ITEM_FIELDS = ("title", "text", "url", "created_at", "updated_at", "author", "kind")
+
+
+class Item:
+    """One record of a source.
+
+    ``identifier`` is unique within its repository; ``raw`` is the source's own record
+    (JSON-serialisable); the common fields are the same over every source (``None`` when
+    the source has no such thing). Slotted: an item costs little more than its raw dict.
+    """
+
+    __slots__ = (
+        "author",
+        "created_at",
+        "identifier",
+        "kind",
+        "raw",
+        "repository",
+        "text",
+        "title",
+        "updated_at",
+        "url",
+    )
+
+    def __init__(
+        self,
+        identifier: str,
+        raw: dict[str, Any],
+        repository: Repository | None = None,
+        *,
+        title: str | None = None,
+        text: str | None = None,
+        url: str | None = None,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
+        author: str | None = None,
+        kind: str | None = None,
+    ) -> None:
+        self.identifier = identifier
+        self.raw = raw
+        self.repository = repository
+        self.title = title
+        self.text = text
+        self.url = url
+        self.created_at = created_at
+        self.updated_at = updated_at
+        self.author = author
+        self.kind = kind
+
+    @property
+    def source(self) -> str | None:
+        """The registry name of the repository this item came from."""
+        return self.repository.name if self.repository is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: identifier, source, the common fields (ISO dates) and raw."""
+        out: dict[str, Any] = {"identifier": self.identifier, "source": self.source}
+        for name in _ITEM_FIELDS:
+            value = getattr(self, name)
+            out[name] = value.isoformat() if isinstance(value, datetime | date) else value
+        out["raw"] = self.raw
+        return out
+
+    def __repr__(self) -> str:
+        title = f", title={self.title!r}" if self.title is not None else ""
+        return f"Item({self.identifier!r}{title}, source={self.source!r})"
+
+
+class Page:
+    """A page of items: iterable, sized, with a resumable ``cursor`` (``None`` on the last).
+
+    ``errors`` maps a source name to the error it raised (federated pages only).
+    """
+
+    __slots__ = ("_index", "_stream", "cursor", "errors", "items")
+
+    def __init__(
+        self,
+        items: list[Item],
+        cursor: str | None = None,
+        *,
+        errors: Mapping[str, AsyncRepoError] | None = None,
+    ) -> None:
+        self.items = items
+        self.cursor = cursor
+        self.errors: Mapping[str, AsyncRepoError] = errors or {}
+        self._stream: _PageStream | None = None
+        self._index = 0
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Item:
+        return self.items[index]
+
+    async def next_page(self) -> Page | None:
+        """The page after this one, or ``None``. Continues the live stream when it can,
+        else resumes from ``cursor`` (one extra request)."""
+        if self.cursor is None:
+            return None
+        stream = self._stream
+        if stream is None:
+            raise InvalidCursor("this page was built by hand: pass its cursor to list_pages()")
+        return await stream.page_after(self)
+
+    def __repr__(self) -> str:
+        return f"Page({len(self.items)} items, cursor={'yes' if self.cursor else None})"
+
+
+class _PageStream:
+    """Lets ``Page.next_page()`` continue the generator that made the page."""
+
+    def __init__(
+        self,
+        first: AsyncIterator[Page],
+        resume: Callable[[str], AsyncIterator[Page]],
+    ) -> None:
+        self._iterator = first
+        self._resume = resume
+        self.produced = 0
+
+    def __aiter__(self) -> _PageStream:
+        return self
+
+    async def __anext__(self) -> Page:
+        page = await self._iterator.__anext__()
+        page._stream = self
+        page._index = self.produced
+        self.produced += 1
+        return page
+
+    async def page_after(self, page: Page) -> Page | None:
+        if page._index == self.produced - 1:
+            return await anext(self, None)
+        # The stream has moved on: resume from the page's cursor (one extra request).
+        assert page.cursor is not None
+        fresh = _PageStream(self._resume(page.cursor), self._resume)
+        try:
+            return await anext(fresh, None)
+        finally:
+            await fresh.aclose()
+
+    async def aclose(self) -> None:
+        await _aclose(self._iterator)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a repository does natively. The README's support table is generated from these.
+
+    * ``get``: ``"native"`` (one lookup) or ``"naive"`` (scan, stop at the first match).
+    * ``search``: ``"native"`` (the vendor searches), ``"naive"`` (scan and match) or
+      ``"prefix"`` (the vendor filters by prefix; a ``mode="contains"`` search scans).
+    * ``since``: ``"native"`` (the vendor filters), ``"client"`` (filtered here, on
+      ``updated_at`` or else ``created_at``) or ``None`` (``UnsupportedOption``).
+    * ``orders``: the ``order`` values the source honours (``"created"``, ``"-updated"``...).
+    * ``options``: source-specific keyword options ``list``/``search`` accept.
+    * ``max_page_size``: the vendor's page-size cap; larger ``page_size`` values still work
+      (pages are assembled from several vendor pages).
+    """
+
+    get: Literal["native", "naive"] = "naive"
+    search: Literal["native", "naive", "prefix"] = "naive"
+    since: Literal["native", "client"] | None = None
+    orders: frozenset[str] = frozenset()
+    options: frozenset[str] = frozenset()
+    max_page_size: int | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "get": self.get,
+            "search": self.search,
+            "since": self.since or "no",
+            "orders": sorted(self.orders),
+            "options": sorted(self.options),
+            "max_page_size": self.max_page_size,
+        }
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """What ``fetch_page`` is asked for.
+
+    ``query`` is set only for a native search; ``since`` only when the source filters
+    natively; ``page_size`` is already capped at ``Capabilities.max_page_size``.
+    ``terms`` carries a naive search's casefolded terms, for sources that match them
+    themselves (``Repository.filters_search_terms``); others ignore it.
+    """
+
+    query: str | None
+    page_size: int
+    since: datetime | None = None
+    order: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    terms: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated call of list/search: what to fetch and what to do client-side."""
+
+    operation: Literal["list", "search"]
+    query: str | None
+    request: PageRequest
+    page_size: int
+    terms: tuple[str, ...] | None  # naive search terms (casefolded)
+    client_since: datetime | None
+    stop_early: bool  # items arrive newest first: stop at the first one older than since
+    fingerprint: str
+    start_state: JSON
+    skip: int
+
+
+class Repository:
+    """Base class of every source. Subclass it; implement ``fetch_page`` and, if the source
+    has one, a native ``get``. See the README's "Writing a repository"."""
+
+    #: Registry name (``vendor.resource``); custom repositories may leave the default.
+    name: ClassVar[str] = "custom"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    #: Page size used when the caller gives none (a source may set it per instance).
+    default_page_size: int = 100
+    #: How many pages may be fetched at once when the source knows them up front.
+    page_concurrency: int = 4
+    #: True when ``stream``/``fetch_page`` apply ``PageRequest.terms`` themselves (a faster
+    #: naive search than matching built items, e.g. over CSV rows).
+    filters_search_terms: ClassVar[bool] = False
+
+    # -- what a source implements ---------------------------------------------------------
+
+    async def fetch_page(self, request: PageRequest, state: JSON) -> Batch:
+        """Fetch one vendor page. ``state`` is ``None`` for the first page, else a
+        ``Batch.next_state`` this method returned earlier (maybe in another process)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement fetch_page()")
+
+    def stream(self, request: PageRequest, state: JSON) -> AsyncIterator[tuple[JSON, Batch]]:
+        """``(state, batch)`` for every vendor page from ``state`` on, in order. The default
+        drives ``fetch_page`` with prefetch and concurrency (``pagination.pump``); a source
+        that reads one stream (a file) overrides this instead of ``fetch_page``."""
+        return pump(
+            lambda page_state: self.fetch_page(request, page_state),
+            state,
+            concurrency=self.page_concurrency,
+        )
+
+    async def get(self, identifier: str) -> Item:
+        """The item with this identifier; ``ItemNotFound`` if there is none.
+
+        This default is the naive get: it scans the listing and stops at the first match.
+        """
+        return await self.naive_get(identifier)
+
+    def scope(self) -> JSON:
+        """What this repository is configured to see (bucket, project...). Cursors record
+        it, so a cursor from one scope is refused by another."""
+        return None
+
+    async def aclose(self) -> None:
+        """Release pooled resources (HTTP sessions, clients). Safe to call twice."""
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- the public interface, derived ------------------------------------------------------
+
+    def list(
+        self,
+        *,
+        page_size: int | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+        order: str | None = None,
+        **options: Any,
+    ) -> AsyncIterator[Item]:
+        """Every item, streamed. See ``list_pages`` for the options."""
+        plan = self._plan("list", None, page_size, since, cursor, order, options)
+        return self._items(plan)
+
+    def list_pages(
+        self,
+        *,
+        page_size: int | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+        order: str | None = None,
+        **options: Any,
+    ) -> AsyncIterator[Page]:
+        """Pages of ``page_size`` items (the last may be shorter; an empty listing gives one
+        empty page). ``cursor`` resumes after the page that carried it. ``since`` keeps items
+        created or updated at or after it (timezone-aware). ``order`` where supported."""
+        plan = self._plan("list", None, page_size, since, cursor, order, options)
+        return self._page_stream(plan, page_size, since, order, options)
+
+    def search(
+        self,
+        query: str,
+        *,
+        page_size: int | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+        order: str | None = None,
+        **options: Any,
+    ) -> AsyncIterator[Item]:
+        """Items matching ``query``, streamed (native search, or naive: see ``naive_match``)."""
+        plan = self._plan("search", query, page_size, since, cursor, order, options)
+        return self._items(plan)
+
+    def search_pages(
+        self,
+        query: str,
+        *,
+        page_size: int | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+        order: str | None = None,
+        **options: Any,
+    ) -> AsyncIterator[Page]:
+        """Pages of search results; options as for ``list_pages``."""
+        plan = self._plan("search", query, page_size, since, cursor, order, options)
+        return self._page_stream(plan, page_size, since, order, options, query=query)
+
+    def __aiter__(self) -> AsyncIterator[Item]:
+        return self.list()
+
+    async def naive_get(self, identifier: str) -> Item:
+        """Scan the listing; return the first item whose identifier matches."""
+        wanted = str(identifier)
+        stream = self.list()
+        try:
+            async for item in stream:
+                if item.identifier == wanted:
+                    return item
+        finally:
+            await _aclose(stream)
+        raise self.not_found(wanted)
+
+    def not_found(self, identifier: str, reason: str | None = None) -> ItemNotFound:
+        message = f"no item {identifier!r}" + (f": {reason}" if reason else "")
+        return ItemNotFound(message, source=self.name, identifier=identifier)
+
+    def __repr__(self) -> str:
+        scope = self.scope()
+        return f"<{type(self).__name__} {self.name}" + (f" {scope!r}>" if scope else ">")
+
+    # -- machinery --------------------------------------------------------------------------
+
+    def _plan(
+        self,
+        operation: Literal["list", "search"],
+        query: str | None,
+        page_size: int | None,
+        since: datetime | None,
+        cursor: str | None,
+        order: str | None,
+        options: dict[str, Any],
+    ) -> _Plan:
+        caps = self.capabilities
+        source = self.name
+        if operation == "search" and (not isinstance(query, str) or not query.strip()):
+            raise InvalidQuery("search needs a non-empty query string", source=source)
+        if page_size is None:
+            page_size = self.default_page_size
+        if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 1:
+            raise InvalidQuery(
+                f"page_size must be a positive integer, not {page_size!r}", source=source
+            )
+        if since is not None:
+            if not isinstance(since, datetime) or since.tzinfo is None:
+                raise InvalidQuery("since must be a timezone-aware datetime", source=source)
+            if caps.since is None:
+                raise UnsupportedOption(f"{source} cannot filter by date (since=)", source=source)
+        if order is not None and order not in caps.orders:
+            supported = ", ".join(sorted(caps.orders)) or "none"
+            raise UnsupportedOption(
+                f"{source} cannot order by {order!r} (supported: {supported})", source=source
+            )
+        unknown = set(options) - caps.options
+        if unknown:
+            accepted = ", ".join(sorted(caps.options)) or "none"
+            raise UnsupportedOption(
+                f"{source} does not accept option(s) {', '.join(sorted(unknown))} "
+                f"(source options: {accepted})",
+                source=source,
+            )
+        self.check_options(operation, options)
+
+        native_search = operation == "search" and caps.search != "naive"
+        terms = None
+        if operation == "search" and (caps.search == "naive" or self.search_is_naive(options)):
+            terms = search_terms(query or "")
+        vendor_size = page_size
+        if caps.max_page_size is not None:
+            vendor_size = min(vendor_size, caps.max_page_size)
+        request = PageRequest(
+            query=query if native_search else None,
+            page_size=vendor_size,
+            since=since if caps.since == "native" else None,
+            order=order,
+            options=options,
+            terms=terms,
+        )
+        if self.filters_search_terms:
+            terms = None  # the source matches them itself
+        fingerprint = _fingerprint(source, self.scope(), operation, query, since, order, options)
+        start_state: JSON = None
+        skip = 0
+        if cursor is not None:
+            start_state, skip = _decode_cursor(cursor, fingerprint, source)
+        client_since = since if caps.since == "client" else None
+        return _Plan(
+            operation=operation,
+            query=query,
+            request=request,
+            page_size=page_size,
+            terms=terms,
+            client_since=client_since,
+            stop_early=client_since is not None and order == "-updated",
+            fingerprint=fingerprint,
+            start_state=start_state,
+            skip=skip,
+        )
+
+    def check_options(self, operation: str, options: Mapping[str, Any]) -> None:
+        """Validate source-specific option values; raise ``InvalidQuery`` if one is wrong."""
+
+    def search_is_naive(self, options: Mapping[str, Any]) -> bool:
+        """Whether this search call also needs the naive match (e.g. S3's contains mode)."""
+        return False
+
+    async def _selected(
+        self, plan: _Plan
+    ) -> AsyncIterator[tuple[JSON, Sequence[int], builtins.list[Item]]]:
+        """Per vendor page: its state, and the items that pass the client-side filters with
+        their indices in the page (a cursor is "page state + index")."""
+        terms = plan.terms
+        since = plan.client_since
+        skip = plan.skip
+        batches = self.stream(plan.request, plan.start_state)
+        try:
+            async for state, batch in batches:
+                items = batch.items
+                start, skip = skip, 0
+                if terms is None and since is None:  # the common case: no per-item work
+                    yield state, range(start, len(items)), items[start:] if start else items
+                    continue
+                indices: list[int] = []
+                selected: builtins.list[Item] = []
+                stop = False
+                for index in range(start, len(items)):
+                    item = items[index]
+                    if since is not None:
+                        stamp = item.updated_at or item.created_at
+                        if stamp is not None and stamp < since:
+                            if plan.stop_early:
+                                stop = True
+                                break
+                            continue
+                    if terms is not None and not naive_match(item, terms):
+                        continue
+                    indices.append(index)
+                    selected.append(item)
+                yield state, indices, selected
+                if stop:
+                    return
+        finally:
+            await _aclose(batches)
+
+    async def _items(self, plan: _Plan) -> AsyncIterator[Item]:
+        selected = self._selected(plan)
+        try:
+            async for _state, _indices, items in selected:
+                for item in items:
+                    yield item
+        finally:
+            await _aclose(selected)
+
+    def _page_stream(
+        self,
+        plan: _Plan,
+        page_size: int | None,
+        since: datetime | None,
+        order: str | None,
+        options: dict[str, Any],
+        query: str | None = None,
+    ) -> AsyncIterator[Page]:
+        def resume(cursor: str) -> AsyncIterator[Page]:
+            fresh = self._plan(plan.operation, query, page_size, since, cursor, order, options)
+            return self._pages(fresh)
+
+        return _PageStream(self._pages(plan), resume)
+
+    async def _pages(self, plan: _Plan) -> AsyncIterator[Page]:
+        size = plan.page_size
+        buffer: builtins.list[Item] = []
+        produced = False
+        selected = self._selected(plan)
+        try:
+            async for state, indices, items in selected:
+                for index, item in zip(indices, items, strict=True):
+                    if len(buffer) == size:
+                        # One item of look-ahead: the cursor points at the next page's first
+                        # item, and a page has a cursor only if something follows it.
+                        yield Page(buffer, _encode_cursor(plan.fingerprint, state, index))
+                        produced = True
+                        buffer = []
+                    buffer.append(item)
+        finally:
+            await _aclose(selected)
+        if buffer or not produced:
+            yield Page(buffer, None)
+
+
+# -- naive search ---------------------------------------------------------------------------
+
+
+def search_terms(query: str) -> tuple[str, ...]:
+    """Split a query into casefolded terms; quoted phrases stay one term."""
+    try:
+        parts = shlex.split(query)
+    except ValueError:  # an unbalanced quote: take the words as they are
+        parts = query.split()
+    return tuple(p.casefold() for p in parts if p.strip()) or (query.casefold(),)
+
+
+def _strings(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _strings(v, out)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _strings(v, out)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        out.append(str(value))
+
+
+def naive_match(item: Item, terms: Iterable[str]) -> bool:
+    """True when every term occurs, case-insensitively, in the item's raw values (at any
+    depth) or its title, text, url or author."""
+    strings: list[str] = []
+    _strings(item.raw, strings)
+    for name in ("title", "text", "url", "author"):
+        value = getattr(item, name)
+        if value:
+            strings.append(value)
+    haystack = "\x00".join(strings).casefold()
+    return all(term in haystack for term in terms)
+
+
+# -- cursors ----------------------------------------------------------------------------------
+
+
+def _fingerprint(
+    source: str,
+    scope: JSON,
+    operation: str,
+    query: str | None,
+    since: datetime | None,
+    order: str | None,
+    options: Mapping[str, Any],
+) -> str:
+    material = orjson.dumps(
+        [source, scope, operation, query, since.isoformat() if since else None, order, options],
+        option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+        default=repr,
+    )
+    return hashlib.sha256(material).hexdigest()[:16]
+
+
+def _encode_cursor(fingerprint: str, state: JSON, skip: int) -> str:
+    try:
+        payload = orjson.dumps({"v": 1, "f": fingerprint, "s": state, "k": skip})
+    except TypeError as exc:  # a connector bug: states must be JSON-serialisable
+        raise TypeError(f"page state is not JSON-serialisable: {state!r}") from exc
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, fingerprint: str, source: str) -> tuple[JSON, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+        version, found, state, skip = payload["v"], payload["f"], payload["s"], payload["k"]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InvalidCursor("not a cursor asyncrepo produced", source=source) from exc
+    if version != 1 or not isinstance(skip, int) or skip < 0:
+        raise InvalidCursor("unsupported cursor version", source=source)
+    if found != fingerprint:
+        raise InvalidCursor(
+            "this cursor belongs to another repository, operation, query or option set",
+            source=source,
+        )
+    return state, skip
+
+
+async def _aclose(iterator: AsyncIterator[Any]) -> None:
+    aclose: Callable[[], Awaitable[None]] | None = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
