@@ -41,7 +41,6 @@ from typing import Any, ClassVar, Literal, Self
 import orjson
 
 from .exceptions import (
-    AsyncRepoError,
     InvalidCursor,
     InvalidQuery,
     ItemNotFound,
@@ -141,11 +140,11 @@ class Page:
         items: list[Item],
         cursor: str | None = None,
         *,
-        errors: Mapping[str, AsyncRepoError] | None = None,
+        errors: Mapping[str, Exception] | None = None,
     ) -> None:
         self.items = items
         self.cursor = cursor
-        self.errors: Mapping[str, AsyncRepoError] = errors or {}
+        self.errors: Mapping[str, Exception] = errors or {}
         self._stream: _PageStream | None = None
         self._index = 0
 
