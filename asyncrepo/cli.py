@@ -46,6 +46,7 @@ class Format(StrEnum):
     json = "json"
     jsonl = "jsonl"
     table = "table"
+    markdown = "markdown"  # the `sources` support table, as in the README
 
 
 class _State:
@@ -350,6 +351,8 @@ def sources_command(output_format: FormatOption = None) -> None:
     if fmt is Format.jsonl:
         for row in rows:
             typer.echo(orjson.dumps(row).decode())
+    elif fmt is Format.markdown:
+        typer.echo(support_table())
     elif fmt is Format.json:
         typer.echo(orjson.dumps(rows).decode())
     else:
@@ -366,6 +369,25 @@ def sources_command(output_format: FormatOption = None) -> None:
                 row["summary"] if row["installed"] else row.get("note", ""),
             )
         Console().print(table)
+
+
+def support_table() -> str:
+    """The README's support table, from the registry and each class's ``capabilities``."""
+    lines = [
+        "| name | get | search | since | order | options | max page |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for entry in registry.available():
+        if not entry.target.startswith("asyncrepo."):
+            continue
+        caps = registry.get_class(entry.name).capabilities.describe()
+        lines.append(
+            f"| `{entry.name}` | {caps['get']} | {caps['search']} | {caps['since']} | "
+            f"{', '.join(f'`{o}`' for o in caps['orders']) or '-'} | "
+            f"{', '.join(f'`{o}`' for o in caps['options']) or '-'} | "
+            f"{caps['max_page_size'] or '-'} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:

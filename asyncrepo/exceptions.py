@@ -33,6 +33,8 @@ class AsyncRepoError(Exception):
 
     #: Whether the shared retry policy may try the request again.
     retryable: bool = False
+    #: Seconds the vendor asked to wait before trying again (``Retry-After``), if it did.
+    retry_after: float | None = None
 
     def __init__(
         self,

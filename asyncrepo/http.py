@@ -188,9 +188,10 @@ class RetryPolicy:
         return base + random.uniform(0, self.jitter * base)
 
     def wait_for(self, error: BaseException | None, attempt: int) -> float:
+        stated = getattr(error, "retry_after", None)
+        if stated is not None:  # the vendor said how long: honour it
+            return max(0.0, float(stated))
         if isinstance(error, RateLimited):
-            if error.retry_after is not None:
-                return max(0.0, error.retry_after)
             return max(self.rate_limit_floor, self.backoff_for(attempt))
         return self.backoff_for(attempt)
 
@@ -414,6 +415,12 @@ class HTTPClient:
         if session is not None and not session.closed:
             await session.close()
 
+    async def __aenter__(self) -> HTTPClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     # -- helpers --------------------------------------------------------------------------
 
     def url(self, path: str) -> str:
@@ -452,10 +459,14 @@ class HTTPClient:
         if status == 404:
             return ItemNotFound("not found", **context)
         if status == 410:
-            return SourceUnavailable("the vendor has removed this endpoint", **context)
+            gone = SourceUnavailable("the vendor has removed this endpoint", **context)
+            gone.retryable = False
+            return gone
         if status in self.retry.statuses or status >= 500:
             error = SourceUnavailable(f"the source answered {status}", **context)
             error.retryable = status in self.retry.statuses
+            # A 503 may say when to come back.
+            error.retry_after = _parse_retry_after(response.headers.get("Retry-After"), time.time())
             return error
         return InvalidQuery("the source rejected the request", **context)
 

@@ -138,7 +138,12 @@ def make_app(state: GenericState) -> web.Application:
 
     async def echo(request: web.Request) -> web.Response:
         return web.Response(
-            body=orjson.dumps({"headers": dict(request.headers), "query": dict(request.query)}),
+            body=orjson.dumps(
+                {
+                    "headers": {str(k): v for k, v in request.headers.items()},
+                    "query": dict(request.query),
+                }
+            ),
             content_type="application/json",
             headers={"ETag": '"v1"'},
         )
