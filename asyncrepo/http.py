@@ -383,6 +383,7 @@ class HTTPClient:
         self._secrets = sorted(self.auth.secrets(), key=len, reverse=True)
         self._session: aiohttp.ClientSession | None = None
         self._paused_until = 0.0  # monotonic time before which no request is sent
+        self._users: set[asyncio.Task[Any]] = set()  # tasks inside send(), for aclose()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.source} {self.base_url} auth={self.auth!r}>"
@@ -411,6 +412,15 @@ class HTTPClient:
         return self._session
 
     async def aclose(self) -> None:
+        """Close the session. Requests still running (say, the prefetch of a page stream the
+        caller abandoned) are cancelled first, so none can reopen a session behind us; a
+        request made after ``aclose()`` opens a new session, released by the next one."""
+        current = asyncio.current_task()
+        users = [task for task in self._users if task is not current and not task.done()]
+        for task in users:
+            task.cancel()
+        if users:
+            await asyncio.gather(*users, return_exceptions=True)
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()
@@ -525,11 +535,18 @@ class HTTPClient:
         headers: Mapping[str, str] | None = None,
         limiter: AsyncLimiter | None = None,
     ) -> Response:
-        retrying = self._retrying()
-        async for attempt in retrying:
-            with attempt:
-                return await self._send_once(prepared, headers, limiter)
-        raise AssertionError("unreachable")  # pragma: no cover
+        task = asyncio.current_task()
+        if task is not None:
+            self._users.add(task)
+        try:
+            retrying = self._retrying()
+            async for attempt in retrying:
+                with attempt:
+                    return await self._send_once(prepared, headers, limiter)
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            if task is not None:
+                self._users.discard(task)
 
     @asynccontextmanager
     async def stream(

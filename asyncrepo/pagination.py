@@ -58,11 +58,13 @@ async def pump(
     start: JSON,
     *,
     concurrency: int = 4,
+    track: set[asyncio.Task[Any]] | None = None,
 ) -> AsyncIterator[tuple[JSON, Batch]]:
     """Yield ``(state, batch)`` in page order, from ``start`` to the last page.
 
     Prefetches one page ahead; fetches up to ``concurrency`` pages at once when the states of
-    the following pages are known. Closing the generator cancels outstanding fetches.
+    the following pages are known. Closing the generator cancels outstanding fetches; so
+    does cancelling the tasks in ``track`` (the repository's, on ``aclose()``).
     """
     concurrency = max(1, concurrency)
     pending: deque[tuple[JSON, asyncio.Task[Batch]]] = deque()
@@ -76,10 +78,10 @@ async def pump(
             if planned is not None:
                 while planned and len(pending) < concurrency:
                     next_state = planned.popleft()
-                    pending.append((next_state, asyncio.ensure_future(fetch(next_state))))
+                    pending.append((next_state, _start(fetch(next_state), track)))
             elif batch.next_state is not None and not pending:
                 next_state = batch.next_state
-                pending.append((next_state, asyncio.ensure_future(fetch(next_state))))
+                pending.append((next_state, _start(fetch(next_state), track)))
             yield state, batch
             if not pending:
                 return
@@ -92,6 +94,14 @@ async def pump(
             task.cancel()
         if pending:
             await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
+
+
+def _start(fetch: Awaitable[Batch], track: set[asyncio.Task[Any]] | None) -> asyncio.Task[Batch]:
+    task: asyncio.Task[Batch] = asyncio.ensure_future(fetch)
+    if track is not None:
+        track.add(task)
+        task.add_done_callback(track.discard)
+    return task
 
 
 # -- HTTP paginators ------------------------------------------------------------------------

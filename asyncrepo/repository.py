@@ -20,6 +20,7 @@ so a cursor stays valid whatever page size the caller asks for next.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import builtins
 import hashlib
@@ -305,7 +306,24 @@ class Repository:
             lambda page_state: self.fetch_page(request, page_state),
             state,
             concurrency=self.page_concurrency,
+            track=self._background,
         )
+
+    @property
+    def _background(self) -> set[asyncio.Task[Any]]:
+        """Page fetches running ahead of their consumer; ``aclose()`` cancels them."""
+        tasks: set[asyncio.Task[Any]] | None = self.__dict__.get("_background_tasks")
+        if tasks is None:
+            tasks = self.__dict__["_background_tasks"] = set()
+        return tasks
+
+    async def cancel_background(self) -> None:
+        """Cancel page fetches still running for abandoned streams (part of ``aclose``)."""
+        tasks = [task for task in self.__dict__.get("_background_tasks", ()) if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def get(self, identifier: str) -> Item:
         """The item with this identifier; ``ItemNotFound`` if there is none.
@@ -320,7 +338,9 @@ class Repository:
         return None
 
     async def aclose(self) -> None:
-        """Release pooled resources (HTTP sessions, clients). Safe to call twice."""
+        """Release pooled resources (HTTP sessions, clients). Safe to call twice. Subclasses
+        that hold resources override it and call ``await super().aclose()`` first."""
+        await self.cancel_background()
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -126,6 +126,7 @@ class RESTRepository(Repository):
         )
 
     async def aclose(self) -> None:
+        await super().aclose()
         await self.client.aclose()
 
     def __repr__(self) -> str:

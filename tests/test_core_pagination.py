@@ -207,3 +207,19 @@ def test_parse_link_header() -> None:
     assert links["base"] == links["prev"] == "https://e.com/b"
     assert parse_link_header(None) == {}
     assert parse_link_header("garbage") == {}
+
+
+async def test_aclose_cancels_the_prefetch_of_an_abandoned_stream(
+    api: tuple[str, GenericState],
+) -> None:
+    import asyncio
+
+    base_url, state = api
+    state.controls.latency = 0.1
+    repo = repo_for(base_url, "token")
+    stream = repo.list_pages(page_size=10)
+    await anext(stream)  # page 2 is being prefetched now
+    await repo.aclose()  # the caller never closes the stream
+    await asyncio.sleep(0.3)  # the prefetch would have finished by now
+    assert repo.client._session is None  # cancelled, so it never reopened a session
+    await stream.aclose()  # type: ignore[attr-defined]
