@@ -7,11 +7,19 @@ first item never waits for the slowest source. Pages interleave the sources roun
 among those with results ready; ``order=`` instead merges the sources' natively ordered
 streams (a k-way merge), and needs every source to support that order.
 
-A source that fails or passes its deadline (``timeout=`` seconds for the whole operation) is
+A source that fails or passes its deadline (``timeout=``: seconds the operation may spend
+waiting for that source, its queue for a concurrency slot and the caller's own pace aside) is
 left out and its error kept in ``federated.errors`` and ``page.errors``; ``strict=True``
 raises instead. A federated cursor records where every source stands (a failed source is
 retried from where it stood). Leaving an iterator early cancels every outstanding request.
 Closing the federated repository closes its sources.
+
+Sources are read through their public ``list_pages``/``search_pages`` (so a source's own
+checks and overrides apply), in pages of the caller's ``page_size`` capped at the source's
+``max_page_size``; a source's items therefore arrive a page at a time, and when a source
+fails, the items of the page it was assembling are not delivered (a cursor still resumes
+before them). Arguments are checked when ``list``/``search``... are called, as for any
+repository: a bad option is an error, not a failure of every source.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import itertools
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import orjson
@@ -34,34 +42,52 @@ from .exceptions import (
     InvalidQuery,
     ItemNotFound,
     SourceTimeout,
+    SourceUnavailable,
     UnsupportedOption,
 )
-from .repository import Capabilities, Item, Page, Repository, _aclose
+from .repository import Capabilities, Item, Page, Repository, _aclose, _PageStream
 
 __all__ = ["Federated"]
 
-_OLDEST = datetime.min.replace(tzinfo=UTC)
+_Position = Any  # "done", or [source cursor of the head page (None: the start), items handed out]
 
 
 @dataclass
 class _Feed:
-    """One source's part in a federated operation."""
+    """One source's part in a federated operation.
+
+    Its position is where its next item stands: the source cursor of the page that holds it
+    (``start_cursor``; ``None`` for the first page) and how many items of that page come
+    before it (``consumed``). On resume, the first pages that arrive hold ``skip`` items that
+    were handed out before; they are dropped (``skip`` can span several pages when the caller
+    asks for smaller pages than before).
+    """
 
     name: str
     repository: Repository
-    start_cursor: str | None  # where the head page starts (None: the beginning)
-    consumed: int  # items of the head page already handed out
-    skip: int = 0  # on resume: items of the first page that were handed out before
+    stream: AsyncIterator[Page]
+    start_cursor: str | None = None
+    consumed: int = 0
+    skip: int = 0
     pages: deque[tuple[deque[Item], str | None]] = field(default_factory=deque)
     done: bool = False  # every item of this source has been handed out
-    failed: bool = False
+    running: bool = True  # the source task has not reported its end yet
+    index: int = 0  # place in the round-robin
     task: asyncio.Task[None] | None = None
 
     def add_page(self, items: Sequence[Item], cursor: str | None) -> None:
         queue = deque(items)
-        for _ in range(min(self.skip, len(queue))):
-            queue.popleft()
-        self.skip = 0
+        if self.skip:
+            dropped = min(self.skip, len(queue))
+            for _ in range(dropped):
+                queue.popleft()
+            self.skip -= dropped
+            if not queue:
+                # The whole page was handed out before: the position moves past it.
+                self.start_cursor, self.consumed = cursor, self.skip
+                if cursor is None:
+                    self.done = True
+                return
         self.pages.append((queue, cursor))
 
     def has_item(self) -> bool:
@@ -86,8 +112,24 @@ class _Feed:
         if cursor is None:
             self.done = True
 
-    def position(self) -> Any:
+    def position(self) -> _Position:
         return "done" if self.done else [self.start_cursor, self.consumed]
+
+
+class _Expired(Exception):
+    """A source spent its whole time budget."""
+
+
+@dataclass
+class _Operation:
+    """A validated federated list or search: the sources' streams, not started yet."""
+
+    fingerprint: str
+    page_size: int
+    order: str | None
+    feeds: list[_Feed]
+    finished: dict[str, _Position]  # sources the cursor says are done
+    errors: dict[str, Exception] = field(default_factory=dict)
 
 
 class Federated(Repository):
@@ -95,9 +137,12 @@ class Federated(Repository):
 
     ``sources``: a mapping of name -> repository, or a sequence (named after each
     repository's registry name, numbered when repeated). ``timeout``: per-source deadline in
-    seconds for one operation. ``strict``: raise a source's error instead of reporting it.
-    ``concurrency``: how many sources run at once. ``dedupe``: ``"url"`` or ``"identifier"``
-    (the source's own identifier) to drop repeats across sources.
+    seconds for one operation: the time the operation spends waiting for that source (not
+    the time it waits for a concurrency slot, nor for the caller to ask for more).
+    ``strict``: raise a source's error instead of reporting it. ``concurrency``: how many
+    sources run at once. ``dedupe``: ``"url"`` or ``"identifier"`` (the source's own
+    identifier) to drop repeats across sources (within one run: a resumed run does not know
+    what the earlier one handed out).
     """
 
     name = "federated"
@@ -126,12 +171,14 @@ class Federated(Repository):
         if not named:
             raise ConfigurationError("a federated repository needs at least one source")
         for name, repository in named.items():
-            if ":" in name or not name:
+            if not isinstance(name, str) or ":" in name or not name:
                 raise ConfigurationError(f"source names cannot be empty or contain ':': {name!r}")
             if not isinstance(repository, Repository):
                 raise ConfigurationError(f"source {name!r} is not a Repository")
         if dedupe not in (None, "url", "identifier"):
             raise ConfigurationError("dedupe is None, 'url' or 'identifier'")
+        if timeout is not None and not timeout > 0:
+            raise ConfigurationError(f"timeout must be a positive number, not {timeout!r}")
         self.sources = named
         self.timeout = timeout
         self.strict = strict
@@ -155,6 +202,7 @@ class Federated(Repository):
         return f"<Federated {', '.join(self.sources)}>"
 
     async def aclose(self) -> None:
+        await super().aclose()
         for repository in self.sources.values():
             await repository.aclose()
 
@@ -173,49 +221,71 @@ class Federated(Repository):
         return self._wrap(name, await source.get(inner))
 
     # -- list and search ---------------------------------------------------------------------
+    # Arguments are checked when called (as for any repository), not at the first item.
 
     def list(self, **options: Any) -> AsyncIterator[Item]:
-        return self._federated_items("list", None, options)
+        return self._federated_items(self._prepare("list", None, options))
 
     def search(self, query: str, **options: Any) -> AsyncIterator[Item]:
-        return self._federated_items("search", query, options)
+        return self._federated_items(self._prepare("search", query, options))
 
     def list_pages(self, **options: Any) -> AsyncIterator[Page]:
-        return self._federated_pages("list", None, options)
+        return self._page_stream_of("list", None, options)
 
     def search_pages(self, query: str, **options: Any) -> AsyncIterator[Page]:
-        return self._federated_pages("search", query, options)
+        return self._page_stream_of("search", query, options)
 
-    async def _federated_items(
+    def _page_stream_of(
         self, operation: str, query: str | None, options: dict[str, Any]
-    ) -> AsyncIterator[Item]:
-        merged = self._merge(operation, query, options)
+    ) -> AsyncIterator[Page]:
+        first = self._prepare(operation, query, options)
+
+        def resume(cursor: str) -> AsyncIterator[Page]:
+            return self._federated_pages(
+                self._prepare(operation, query, {**options, "cursor": cursor})
+            )
+
+        return _PageStream(self._federated_pages(first), resume)
+
+    async def _federated_items(self, operation: _Operation) -> AsyncIterator[Item]:
+        merged = self._merge(operation)
         try:
             async for item, _ in merged:
                 yield item
         finally:
             await _aclose(merged)
 
-    async def _federated_pages(
-        self, operation: str, query: str | None, options: dict[str, Any]
-    ) -> AsyncIterator[Page]:
-        page_size = options.get("page_size") or self.default_page_size
-        merged = self._merge(operation, query, options)
+    async def _federated_pages(self, operation: _Operation) -> AsyncIterator[Page]:
+        size = operation.page_size
+        errors = operation.errors
+        merged = self._merge(operation)
         buffer: list[Item] = []
         produced = False
         try:
             async for item, position in merged:
-                if len(buffer) == page_size:
-                    yield Page(buffer, position(), errors=dict(self.errors))
+                if len(buffer) == size:
+                    # One item of look-ahead: a page has a cursor only if something follows,
+                    # and the cursor resumes at that item.
+                    yield Page(buffer, position(), errors=dict(errors))
                     produced = True
                     buffer = []
                 buffer.append(item)
         finally:
             await _aclose(merged)
         if buffer or not produced:
-            yield Page(buffer, None, errors=dict(self.errors))
+            yield Page(buffer, None, errors=dict(errors))
 
-    def _check(self, operation: str, query: str | None, options: dict[str, Any]) -> None:
+    def _prepare(self, operation: str, query: str | None, options: dict[str, Any]) -> _Operation:
+        """Check the arguments and open (lazily) every source's page stream."""
+        options = dict(options)
+        cursor = options.pop("cursor", None)
+        page_size = options.pop("page_size", None)
+        if page_size is None:
+            page_size = self.default_page_size
+        if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 1:
+            raise InvalidQuery(
+                f"page_size must be a positive integer, not {page_size!r}", source=self.name
+            )
         if operation == "search" and (not isinstance(query, str) or not query.strip()):
             raise InvalidQuery("search needs a non-empty query string", source=self.name)
         order = options.get("order")
@@ -241,129 +311,161 @@ class Federated(Repository):
                 raise UnsupportedOption(
                     f"since= is not supported by {', '.join(unable)}", source=self.name
                 )
-
-    async def _merge(
-        self, operation: str, query: str | None, options: dict[str, Any]
-    ) -> AsyncIterator[tuple[Item, Callable[[], str | None]]]:
-        """Items, each with a function giving the cursor that resumes right after it
-        (computed only when a page needs it)."""
-        options = dict(options)
-        cursor = options.pop("cursor", None)
-        self._check(operation, query, options)
         fingerprint = self._fingerprint(operation, query, options)
-        positions = self._decode(cursor, fingerprint) if cursor else {}
-        feeds = []
+        positions = self._decode(cursor, fingerprint) if cursor is not None else {}
+        feeds: list[_Feed] = []
+        finished: dict[str, _Position] = {}
         for name, repository in self.sources.items():
             where = positions.get(name, [None, 0])
             if where == "done":
+                finished[name] = where
                 continue
-            feeds.append(_Feed(name, repository, where[0], where[1], skip=where[1]))
-        self.errors = {}
-        arrivals: asyncio.Queue[tuple[_Feed, Any]] = asyncio.Queue()
+            start, skip = where
+            # Any page size resumes a source cursor; a source's vendor cap keeps its pages
+            # (and so its first items) small.
+            size = min(page_size, repository.capabilities.max_page_size or page_size)
+            # Opening the stream checks the source's own options now (UnsupportedOption,
+            # InvalidQuery, InvalidCursor); nothing is fetched until it is iterated.
+            if operation == "search":
+                assert query is not None
+                stream = repository.search_pages(query, page_size=size, cursor=start, **options)
+            else:
+                stream = repository.list_pages(page_size=size, cursor=start, **options)
+            feed = _Feed(name, repository, stream, start, skip, skip=skip, index=len(feeds))
+            feeds.append(feed)
+        return _Operation(fingerprint, page_size, order, feeds, finished)
+
+    async def _merge(
+        self, operation: _Operation
+    ) -> AsyncIterator[tuple[Item, Callable[[], str | None]]]:
+        """Items, each with a function giving the cursor that resumes *at* it (computed only
+        when a page needs it)."""
+        feeds = operation.feeds
+        errors = operation.errors
+        self.errors = errors
+        arrivals: asyncio.Queue[tuple[_Feed, Page | Exception | None]] = asyncio.Queue()
         semaphore = asyncio.Semaphore(self.concurrency)
+        backpressure = {feed.name: asyncio.Semaphore(2) for feed in feeds}  # unread pages
+        timeout = self.timeout
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout if self.timeout is not None else None
-        page_size = options.get("page_size") or self.default_page_size
-        source_options = {k: v for k, v in options.items() if k != "page_size"}
+
+        async def pull(feed: _Feed) -> None:
+            stream = feed.stream
+            budget = timeout
+            gate = backpressure[feed.name]
+            try:
+                while True:
+                    if budget is None:
+                        page = await anext(stream, None)
+                    else:
+                        started = loop.time()
+                        try:
+                            async with asyncio.timeout(budget) as deadline:
+                                page = await anext(stream, None)
+                        except TimeoutError:
+                            if deadline.expired():
+                                raise _Expired from None
+                            raise
+                        budget -= loop.time() - started
+                    if page is None:
+                        return
+                    await gate.acquire()  # the caller's pace: not counted in the budget
+                    arrivals.put_nowait((feed, page))
+            finally:
+                await _aclose(stream)
 
         async def feed_source(feed: _Feed) -> None:
-            backpressure = asyncio.Semaphore(2)  # at most two unread pages per source
+            outcome: Exception | None = None
             try:
-                async with semaphore, asyncio.timeout_at(deadline):
-                    repository = feed.repository
-                    if operation == "search":
-                        assert query is not None
-                        stream = repository.search_pages(
-                            query,
-                            page_size=page_size,
-                            cursor=feed.start_cursor,
-                            **source_options,
-                        )
-                    else:
-                        stream = repository.list_pages(
-                            page_size=page_size, cursor=feed.start_cursor, **source_options
-                        )
-                    try:
-                        async for page in stream:
-                            await backpressure.acquire()
-                            await arrivals.put((feed, (page, backpressure)))
-                    finally:
-                        await _aclose(stream)
-            except TimeoutError:
-                error = SourceTimeout(
-                    f"source {feed.name} passed its {self.timeout}s deadline", source=feed.name
+                async with semaphore:
+                    await pull(feed)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the operation is over
+                outcome = SourceUnavailable(
+                    f"source {feed.name} cancelled its own request", source=feed.name
                 )
-                await arrivals.put((feed, error))
+            except _Expired:
+                outcome = SourceTimeout(
+                    f"source {feed.name} passed its {timeout}s deadline", source=feed.name
+                )
             except Exception as error:  # isolate any failure of one source
-                await arrivals.put((feed, error))
-            else:
-                await arrivals.put((feed, None))
+                outcome = error
+            arrivals.put_nowait((feed, outcome))
 
-        for feed in feeds:
-            feed.task = asyncio.create_task(feed_source(feed), name=f"asyncrepo:{feed.name}")
-
-        def position() -> str | None:
-            state = {feed.name: feed.position() for feed in feeds}
-            for name, where in positions.items():
-                state.setdefault(name, where)
-            if all(where == "done" for where in state.values()):
-                return None
-            return self._encode(fingerprint, state)
-
-        seen: set[Any] = set()
-        order = options.get("order")
-        pending = {feed.name for feed in feeds}  # feeds whose task has not ended
-
-        async def receive() -> None:
-            feed, message = await arrivals.get()
-            if message is None:  # the source's stream ended; its last page had no cursor
-                pending.discard(feed.name)
+        def handle(feed: _Feed, message: Page | Exception | None) -> None:
+            if isinstance(message, Page):
+                backpressure[feed.name].release()
+                feed.add_page(message.items, message.cursor)
+                return
+            feed.running = False
+            if message is None:  # the stream ended; its last page had no cursor
                 if not feed.pages:
                     feed.done = True
                 return
-            if isinstance(message, Exception):
-                pending.discard(feed.name)
-                feed.failed = True
-                if self.strict:
-                    raise message
-                self.errors[feed.name] = message
-                return
-            page, backpressure = message
-            backpressure.release()
-            feed.add_page(page.items, page.cursor)
+            if self.strict:
+                raise message
+            errors[feed.name] = message
 
-        def ready_feeds() -> list[_Feed]:
-            return [f for f in feeds if f.has_item()]
+        async def receive() -> None:
+            """Wait for one message, then take every other one already there."""
+            handle(*await arrivals.get())
+            drain()
 
+        def drain() -> None:
+            while not arrivals.empty():
+                handle(*arrivals.get_nowait())
+
+        def cursor_at(feed: _Feed, before: _Position) -> Callable[[], str | None]:
+            def position() -> str | None:
+                state: dict[str, _Position] = dict(operation.finished)
+                for other in feeds:
+                    state[other.name] = other.position()
+                state[feed.name] = before
+                if all(where == "done" for where in state.values()):
+                    return None
+                return self._encode(operation.fingerprint, state)
+
+            return position
+
+        seen: set[Any] = set()
+        order = operation.order
+        pick = _picker(order) if order is not None else None
+        last = -1  # round-robin: index of the feed served last
+        for feed in feeds:
+            feed.task = asyncio.create_task(feed_source(feed), name=f"asyncrepo:{feed.name}")
         try:
-            rotation = 0
             while True:
-                ready = ready_feeds()
-                if order is None:
+                drain()
+                if pick is None:
+                    ready = [f for f in feeds if f.has_item()]
                     if not ready:
-                        if not pending:
+                        if not any(f.running for f in feeds):
                             return
                         await receive()
                         continue
-                    feed = ready[rotation % len(ready)]
-                    rotation += 1
+                    # The first ready feed after the one served last.
+                    chosen = min(ready, key=lambda f: (f.index <= last, f.index))
+                    last = chosen.index
                 else:
-                    # k-way merge: wait until every live source shows its next item.
-                    waiting = [f for f in feeds if f.name in pending and not f.has_item()]
-                    if waiting:
+                    # k-way merge: every live source must show its next item first.
+                    if any(f.running and not f.has_item() for f in feeds):
                         await receive()
                         continue
+                    ready = [f for f in feeds if f.has_item()]
                     if not ready:
                         return
-                    feed = min(ready, key=_order_key(order))
-                item = feed.take()
+                    chosen = pick(ready)
+                before = chosen.position()
+                item = chosen.take()
                 if self.dedupe is not None:
                     key = item.url if self.dedupe == "url" else item.identifier
                     if key is not None:
                         if key in seen:
                             continue
                         seen.add(key)
-                yield self._wrap(feed.name, item), position
+                yield self._wrap(chosen.name, item), cursor_at(chosen, before)
         finally:
             tasks = [feed.task for feed in feeds if feed.task is not None]
             for task in tasks:
@@ -388,15 +490,14 @@ class Federated(Repository):
         )
 
     def _fingerprint(self, operation: str, query: str | None, options: dict[str, Any]) -> str:
+        sources = [
+            [name, repository.name, repository.scope()]
+            for name, repository in sorted(self.sources.items())
+        ]
         material = orjson.dumps(
-            [
-                sorted(self.sources),
-                operation,
-                query,
-                {k: v for k, v in options.items() if k != "page_size"},
-            ],
-            option=orjson.OPT_SORT_KEYS,
-            default=str,
+            [sources, operation, query, options],
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+            default=repr,
         )
         return hashlib.sha256(material).hexdigest()[:16]
 
@@ -405,32 +506,59 @@ class Federated(Repository):
         payload = orjson.dumps({"v": 1, "fed": fingerprint, "s": state})
         return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
-    def _decode(self, cursor: str, fingerprint: str) -> dict[str, Any]:
+    def _decode(self, cursor: str, fingerprint: str) -> dict[str, _Position]:
         try:
-            payload = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-            found, state = payload["fed"], payload["s"]
-        except (ValueError, TypeError, KeyError) as exc:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            payload = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+            version, found, state = payload["v"], payload["fed"], payload["s"]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise InvalidCursor("not a federated cursor", source=self.name) from exc
-        if found != fingerprint or not isinstance(state, dict):
+        if version != 1 or not isinstance(state, dict):
+            raise InvalidCursor("not a federated cursor", source=self.name)
+        if found != fingerprint:
             raise InvalidCursor(
-                "this cursor belongs to another federation, operation or query",
+                "this cursor belongs to another federation, operation, query or option set",
                 source=self.name,
             )
+        for where in state.values():
+            if where == "done":
+                continue
+            if not (
+                isinstance(where, list)
+                and len(where) == 2
+                and (where[0] is None or isinstance(where[0], str))
+                and isinstance(where[1], int)
+                and not isinstance(where[1], bool)
+                and where[1] >= 0
+            ):
+                raise InvalidCursor("not a federated cursor", source=self.name)
         return state
 
 
-def _order_key(order: str) -> Callable[[_Feed], Any]:
+def _picker(order: str) -> Callable[[list[_Feed]], _Feed]:
+    """Chooses, among feeds that show their next item, the one whose item comes first in
+    ``order`` (items without the field come last; ties go to the earlier source)."""
     descending = order.startswith("-")
     name = order.lstrip("-")
     field_name = f"{name}_at" if name in ("created", "updated") else name
 
-    def key(feed: _Feed) -> Any:
-        value = getattr(feed.head(), field_name, None)
-        if isinstance(value, datetime):
-            stamp = value.timestamp()
-            return (0, -stamp if descending else stamp)
-        if value is None:
-            return (1, 0)
-        return (0, value)
+    def value(feed: _Feed) -> Any:
+        found = getattr(feed.head(), field_name, None)
+        if found is None and isinstance(feed.head().raw, dict):
+            found = feed.head().raw.get(name)
+        if isinstance(found, datetime):
+            return found.timestamp()  # aware and naive alike
+        return found
 
-    return key
+    def pick(ready: list[_Feed]) -> _Feed:
+        valued = [(value(feed), feed) for feed in ready]
+        present = [(v, feed) for v, feed in valued if v is not None]
+        if not present:
+            return ready[0]
+        best_value, best = present[0]
+        for v, feed in present[1:]:
+            if (v > best_value) if descending else (v < best_value):
+                best_value, best = v, feed
+        return best
+
+    return pick
