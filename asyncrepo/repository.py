@@ -34,7 +34,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Self
@@ -499,7 +499,15 @@ class Repository:
         start_state: JSON = None
         skip = 0
         if cursor is not None:
-            start_state, skip = _decode_cursor(cursor, fingerprint, source)
+            start_state, skip, vendor_size = _decode_cursor(cursor, fingerprint, source)
+            if caps.max_page_size is not None and vendor_size > caps.max_page_size:
+                raise InvalidCursor(
+                    "the cursor's page size is past the source's cap", source=source
+                )
+            # A resumed stream asks the vendor for pages of the size the cursor was made with:
+            # a state (a page number, a token) may only mean the same items at that size.
+            # The caller's page_size still shapes the pages it gets.
+            request = replace(request, page_size=vendor_size)
         client_since = since if caps.since == "client" else None
         return _Plan(
             operation=operation,
@@ -594,7 +602,7 @@ class Repository:
                     if len(buffer) == size:
                         # One item of look-ahead: the cursor points at the next page's first
                         # item, and a page has a cursor only if something follows it.
-                        yield Page(buffer, _encode_cursor(plan.fingerprint, state, index))
+                        yield Page(buffer, _encode_cursor(plan, state, index))
                         produced = True
                         buffer = []
                     buffer.append(item)
@@ -662,29 +670,35 @@ def _fingerprint(
     return hashlib.sha256(material).hexdigest()[:16]
 
 
-def _encode_cursor(fingerprint: str, state: JSON, skip: int) -> str:
+def _encode_cursor(plan: _Plan, state: JSON, skip: int) -> str:
+    """Where the next item is: the state of its vendor page, its index there, and the vendor
+    page size that state was fetched with."""
+    record = {"v": 1, "f": plan.fingerprint, "s": state, "k": skip, "n": plan.request.page_size}
     try:
-        payload = orjson.dumps({"v": 1, "f": fingerprint, "s": state, "k": skip})
+        payload = orjson.dumps(record)
     except TypeError as exc:  # a connector bug: states must be JSON-serialisable
         raise TypeError(f"page state is not JSON-serialisable: {state!r}") from exc
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, fingerprint: str, source: str) -> tuple[JSON, int]:
+def _decode_cursor(cursor: str, fingerprint: str, source: str) -> tuple[JSON, int, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
-        version, found, state, skip = payload["v"], payload["f"], payload["s"], payload["k"]
+        version, found, state = payload["v"], payload["f"], payload["s"]
+        skip, size = payload["k"], payload["n"]
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise InvalidCursor("not a cursor asyncrepo produced", source=source) from exc
-    if version != 1 or not isinstance(skip, int) or skip < 0:
+    if version != 1:
         raise InvalidCursor("unsupported cursor version", source=source)
+    if not (isinstance(skip, int) and skip >= 0 and isinstance(size, int) and size > 0):
+        raise InvalidCursor("a damaged cursor", source=source)
     if found != fingerprint:
         raise InvalidCursor(
             "this cursor belongs to another repository, operation, query or option set",
             source=source,
         )
-    return state, skip
+    return state, skip, size
 
 
 async def _aclose(iterator: AsyncIterator[Any]) -> None:

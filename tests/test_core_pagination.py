@@ -223,3 +223,19 @@ async def test_aclose_cancels_the_prefetch_of_an_abandoned_stream(
     await asyncio.sleep(0.3)  # the prefetch would have finished by now
     assert repo.client._session is None  # cancelled, so it never reopened a session
     await stream.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+@pytest.mark.parametrize(("first_size", "next_size"), [(100, 7), (7, 100), (30, 1)])
+async def test_a_cursor_resumes_exactly_whatever_the_next_page_size(
+    api: tuple[str, GenericState], strategy: str, first_size: int, next_size: int
+) -> None:
+    base_url, _ = api
+    async with repo_for(base_url, strategy) as repo:
+        stream = repo.list_pages(page_size=first_size)
+        first = await anext(stream)
+        await stream.aclose()  # type: ignore[attr-defined]
+    async with repo_for(base_url, strategy) as fresh:
+        pages = [p async for p in fresh.list_pages(page_size=next_size, cursor=first.cursor)]
+    assert [i.identifier for p in pages for i in p] == [str(i) for i in range(first_size, 250)]
+    assert all(len(p) == next_size for p in pages[:-1])
