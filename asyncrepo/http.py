@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aiohttp
 import orjson
 from aiolimiter import AsyncLimiter
+from multidict import CIMultiDict
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from ._version import __version__
@@ -237,7 +238,7 @@ class _CacheEntry:
     etag: str | None
     last_modified: str | None
     body: bytes
-    headers: dict[str, str]
+    headers: CIMultiDict[str]
 
 
 class ResponseCache:
@@ -734,7 +735,7 @@ class HTTPClient:
             if etag or last_modified:
                 self.cache.put(
                     cache_key,
-                    _CacheEntry(etag, last_modified, body, dict(response.headers)),
+                    _CacheEntry(etag, last_modified, body, CIMultiDict(response.headers)),
                 )
         return response
 

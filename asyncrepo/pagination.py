@@ -41,16 +41,19 @@ __all__ = [
 ]
 
 JSON = Any
+#: The states of all following pages, or a function computing them on demand.
+Following = Sequence[JSON] | Callable[[], Sequence[JSON]] | None
 
 
 @dataclass
 class Batch:
     """One vendor page: its items, the state of the page after it (``None``: last page), and,
-    when the vendor tells, the states of *all* the following pages (for concurrent fetch)."""
+    when the vendor tells, the states of *all* the following pages (for concurrent fetch):
+    a sequence, or a function that computes it (``pump`` only asks the first page's)."""
 
     items: list[Item]
     next_state: JSON = None
-    following: Sequence[JSON] | None = None
+    following: Following = None
 
 
 async def pump(
@@ -73,8 +76,9 @@ async def pump(
         state = start
         batch = await fetch(state)
         while True:
-            if planned is None and batch.following:
-                planned = deque(batch.following)
+            if planned is None and batch.following is not None:
+                known = batch.following() if callable(batch.following) else batch.following
+                planned = deque(known) if known else None
             if planned is not None:
                 while planned and len(pending) < concurrency:
                     next_state = planned.popleft()
@@ -87,8 +91,6 @@ async def pump(
                 return
             state, task = pending.popleft()
             batch = await task
-            if planned is not None and not batch.items:
-                return  # the listing shrank under us: nothing follows an empty page
     finally:
         for _, task in pending:
             task.cancel()
@@ -125,7 +127,7 @@ class Paginator:
 
     def advance(
         self, response: Response, body: Any, records: list[Any], state: JSON, page_size: int
-    ) -> tuple[JSON, Sequence[JSON] | None]:
+    ) -> tuple[JSON, Following]:
         """``(next_state, following)``: the next page's state (``None`` when this page is
         the last) and, if known, the states of every following page."""
         return None, None
@@ -160,6 +162,19 @@ def _with_param(url: str, name: str, value: Any) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def _same_origin(state: JSON, endpoint: str) -> str:
+    """A next-page URL from a state (maybe from a cursor someone handed us): it must point at
+    the endpoint's own scheme, host and port, or the client's credentials would go along to
+    wherever it points."""
+    url = str(state)
+    theirs, ours = urlsplit(url), urlsplit(endpoint)
+    if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
+        from .exceptions import InvalidCursor
+
+        raise InvalidCursor(f"a page URL on another host ({theirs.scheme}://{theirs.hostname})")
+    return url
+
+
 def _param(url: str, name: str) -> str | None:
     for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
         if key == name:
@@ -180,7 +195,9 @@ class LinkHeader(Paginator):
 
     def prepare(self, request: PreparedRequest, state: JSON, page_size: int) -> PreparedRequest:
         if state is not None:  # the vendor's own next URL, with every parameter in it
-            return PreparedRequest(request.method, str(state), {}, request.json)
+            return PreparedRequest(
+                request.method, _same_origin(state, request.url), {}, request.json
+            )
         params = dict(request.params)
         if self.page_size_param:
             params[self.page_size_param] = page_size
@@ -188,28 +205,27 @@ class LinkHeader(Paginator):
 
     def advance(
         self, response: Response, body: Any, records: list[Any], state: JSON, page_size: int
-    ) -> tuple[JSON, Sequence[JSON] | None]:
+    ) -> tuple[JSON, Following]:
         links = parse_link_header(response.headers.get("Link"))
         next_url = links.get("next")
         if not next_url:
             return None, None
         next_url = urljoin(response.url, next_url)
-        following = None
         last_url = links.get("last")
-        if last_url and self.page_param:
-            last_url = urljoin(response.url, last_url)
-            first, last = _param(next_url, self.page_param), _param(last_url, self.page_param)
-            if (
-                first is not None
-                and last is not None
-                and first.isdigit()
-                and last.isdigit()
-                and _with_param(next_url, self.page_param, last) == last_url
-            ):
-                following = [
-                    _with_param(next_url, self.page_param, n)
-                    for n in range(int(first), int(last) + 1)
-                ]
+        page_param = self.page_param
+        if not (last_url and page_param):
+            return next_url, None
+        last_url = urljoin(response.url, last_url)
+
+        def following() -> list[str]:  # computed only when pump asks (the first page)
+            assert page_param is not None and last_url is not None
+            first, last = _param(next_url, page_param), _param(last_url, page_param)
+            if not (first and last and first.isdigit() and last.isdigit()):
+                return []
+            if _with_param(next_url, page_param, last) != last_url:
+                return []  # the pages differ by more than their number
+            return [_with_param(next_url, page_param, n) for n in range(int(first), int(last) + 1)]
+
         return next_url, following
 
 
@@ -255,7 +271,7 @@ class NextToken(Paginator):
 
     def advance(
         self, response: Response, body: Any, records: list[Any], state: JSON, page_size: int
-    ) -> tuple[JSON, Sequence[JSON] | None]:
+    ) -> tuple[JSON, Following]:
         token = dig(body, self.token_field)
         if not token or not records:
             return None, None
@@ -279,7 +295,9 @@ class NextURL(Paginator):
 
     def prepare(self, request: PreparedRequest, state: JSON, page_size: int) -> PreparedRequest:
         if state is not None:
-            return PreparedRequest(request.method, str(state), {}, request.json)
+            return PreparedRequest(
+                request.method, _same_origin(state, request.url), {}, request.json
+            )
         params = dict(request.params)
         if self.page_size_param:
             params[self.page_size_param] = page_size
@@ -287,7 +305,7 @@ class NextURL(Paginator):
 
     def advance(
         self, response: Response, body: Any, records: list[Any], state: JSON, page_size: int
-    ) -> tuple[JSON, Sequence[JSON] | None]:
+    ) -> tuple[JSON, Following]:
         link = dig(body, self.next_field)
         if not link:
             link = parse_link_header(response.headers.get("Link")).get("next")
@@ -326,7 +344,7 @@ class OffsetTotal(Paginator):
 
     def advance(
         self, response: Response, body: Any, records: list[Any], state: JSON, page_size: int
-    ) -> tuple[JSON, Sequence[JSON] | None]:
+    ) -> tuple[JSON, Following]:
         offset = int(state or 0)
         if not records:
             return None, None
@@ -367,7 +385,7 @@ class PageNumber(Paginator):
 
     def advance(
         self, response: Response, body: Any, records: list[Any], state: JSON, page_size: int
-    ) -> tuple[JSON, Sequence[JSON] | None]:
+    ) -> tuple[JSON, Following]:
         page = self.first_page if state is None else int(state)
         pages = dig(body, self.pages_field) if self.pages_field else None
         if isinstance(pages, int):

@@ -239,3 +239,29 @@ async def test_a_cursor_resumes_exactly_whatever_the_next_page_size(
         pages = [p async for p in fresh.list_pages(page_size=next_size, cursor=first.cursor)]
     assert [i.identifier for p in pages for i in p] == [str(i) for i in range(first_size, 250)]
     assert all(len(p) == next_size for p in pages[:-1])
+
+
+@pytest.mark.parametrize("strategy", ["link", "next-url-v2"])
+async def test_a_forged_cursor_cannot_send_credentials_elsewhere(
+    api: tuple[str, GenericState], strategy: str
+) -> None:
+    import base64
+
+    import orjson
+
+    from asyncrepo import InvalidCursor
+
+    base_url, state = api
+    async with repo_for(base_url, strategy) as repo:
+        stream = repo.list_pages(page_size=7)
+        first = await anext(stream)
+        await stream.aclose()  # type: ignore[attr-defined]
+        assert first.cursor is not None
+        padded = first.cursor + "=" * (-len(first.cursor) % 4)
+        record = orjson.loads(base64.urlsafe_b64decode(padded))
+        assert record["s"].startswith(base_url)
+        record["s"] = record["s"].replace(base_url, "http://attacker.example")
+        forged = base64.urlsafe_b64encode(orjson.dumps(record)).decode()
+        with pytest.raises(InvalidCursor, match="another host"):
+            _ = [i async for i in repo.list(page_size=7, cursor=forged)]
+    assert all(r.path != "/attacker" for r in state.controls.requests)

@@ -17,7 +17,7 @@ Two APIs are used, each for what it does best:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
@@ -36,7 +36,7 @@ from ...exceptions import (
     UnsupportedOption,
 )
 from ...http import BasicAuth, HTTPClient, Response, RetryPolicy
-from ...pagination import Batch, NextURL
+from ...pagination import Batch, Following, NextURL
 from ...repository import Capabilities, Item, PageRequest
 from ...rest import Endpoint, RESTRepository
 
@@ -180,7 +180,7 @@ class V1NextURL(NextURL):
 
     def advance(
         self, response: Response, body: Any, records: list[Any], state: JSON, page_size: int
-    ) -> tuple[JSON, Sequence[JSON] | None]:
+    ) -> tuple[JSON, Following]:
         next_url, following = super().advance(response, body, records, state, page_size)
         if isinstance(next_url, str):
             next_url = _without_param(next_url, "start")
