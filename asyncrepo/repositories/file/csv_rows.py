@@ -8,7 +8,11 @@ get by row index skips rows without building them.
 
 Ragged rows follow ``csv.DictReader``: values past the header go to a list under
 ``restkey`` (default ``"_extra"``, JSON-friendly where DictReader uses ``None``), missing
-ones are ``restval`` (default ``None``). Blank lines are skipped and do not count as rows.
+ones are ``restval`` (default ``None``). Blank lines are skipped and do not count as rows
+(nor as the header). Lines end as ``open(newline="")`` sees them: ``\n``, ``\r\n`` or ``\r``.
+Bytes that do not decode, and gzip data that is corrupt or cut short, raise
+``MalformedResponse`` naming the file and the line. An identifier or ``fields`` column that
+is not in the header is a ``ConfigurationError``.
 """
 
 from __future__ import annotations
@@ -17,18 +21,28 @@ import asyncio
 import codecs
 import contextlib
 import csv
+import io
 import os
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager
-from itertools import islice
+from contextlib import AsyncExitStack, asynccontextmanager
+from itertools import chain, count, islice
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from ...convert import parse_datetime
-from ...exceptions import ConfigurationError, MalformedResponse
+from ...exceptions import (
+    ConfigurationError,
+    InvalidCursor,
+    ItemNotFound,
+    MalformedResponse,
+    SourceTimeout,
+    SourceUnavailable,
+)
 from ...http import Auth, HTTPClient, RetryPolicy, redact_url
 from ...pagination import Batch
 from ...repository import Capabilities, Item, PageRequest, Repository
@@ -43,6 +57,7 @@ _CHUNK = 1 << 20
 #: Rows per batch handed from the worker thread. Fixed, because cursors count in batches.
 BATCH_ROWS = 4096
 _FIELD_NAMES = ("title", "text", "url", "created_at", "updated_at", "author")
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class _Index:
@@ -55,47 +70,98 @@ INDEX: Any = _Index()
 
 
 class _Rows:
-    """Bytes -> text -> CSV rows, incrementally. Runs in a worker thread."""
+    """Bytes -> (gunzipped) bytes -> text -> CSV rows, incrementally. Runs in a worker thread.
+
+    Text is cut into chunks of whole lines and each chunk is iterated by an ``io.StringIO``
+    in universal-newline mode (``\n``, ``\r\n`` or a lone ``\r``, as ``open(newline="")``
+    does), so the C ``csv`` reader pulls its lines without a Python call per line.
+    """
 
     def __init__(
         self,
         chunks: Iterator[bytes],
         *,
         encoding: str | None,
+        charset: str | None,
         csv_kwargs: Mapping[str, Any],
         where: str,
     ) -> None:
         self._chunks = chunks
         self._encoding = encoding
+        self._charset = charset
         self._where = where
         self._bytes_lines = 0  # newlines in the bytes decoded so far, for error messages
-        self.reader = csv.reader(self._lines(), **csv_kwargs)
+        self.reader = csv.reader(chain.from_iterable(self._line_chunks()), **csv_kwargs)
 
-    def _decoded(self) -> Iterator[str]:
+    def _malformed(self, message: str) -> MalformedResponse:
+        return MalformedResponse(f"{self._where}: {message}", source=CSVRows.name)
+
+    def _inflated(self) -> Iterator[bytes]:
+        """The bytes, gunzipped when they start with the gzip magic number (``.csv.gz``,
+        whatever the name says; several gzip members are read one after the other)."""
         chunks = self._chunks
         first = next(chunks, b"")
-        inflate = None
-        if first[:2] == b"\x1f\x8b":  # gzip magic: .csv.gz, whatever the name says
-            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        encoding = self._encoding
+        if first[:2] != _GZIP_MAGIC:
+            if first:
+                yield first
+            for chunk in chunks:
+                if chunk:
+                    yield chunk
+            return
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
         pending = first
-        decoder: codecs.IncrementalDecoder | None = None
-        while True:
-            data = inflate.decompress(pending) if inflate else pending
-            if decoder is None and (data or not pending):
-                encoding = encoding or _sniff_encoding(data)
-                decoder = codecs.getincrementaldecoder(encoding)("strict")
-            if data and decoder is not None:
-                yield self._decode(decoder, data, encoding or "utf-8")
-            if not pending:
+        try:
+            while True:
+                if not pending:
+                    pending = next(chunks, b"")
+                    if not pending:
+                        break
+                    continue
+                if inflate.eof:  # a member ended: another one follows (or zero padding)
+                    if not pending.strip(b"\x00"):
+                        pending = b""
+                        continue
+                    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                data = inflate.decompress(pending, _CHUNK)  # bounded: no gzip bomb in memory
+                pending = inflate.unconsumed_tail or inflate.unused_data
+                if data:
+                    yield data
+        except zlib.error as exc:
+            raise self._malformed(f"not valid gzip data ({exc})") from None
+        if not inflate.eof:
+            raise self._malformed("the gzip data is truncated")
+
+    def _choose_encoding(self, head: bytes) -> str:
+        """``encoding=`` first, then a BOM, then the server's charset, then UTF-8. A UTF-8
+        BOM is dropped whichever way UTF-8 was chosen."""
+        if self._encoding:
+            return _utf8_sig(self._encoding)
+        if head.startswith(codecs.BOM_UTF8):
+            return "utf-8-sig"
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        if self._charset:
+            try:
+                return _utf8_sig(self._charset)
+            except LookupError:  # a charset Python does not know: assume UTF-8
+                pass
+        return "utf-8-sig"
+
+    def _texts(self) -> Iterator[str]:
+        data = self._inflated()
+        head = b""
+        for chunk in data:  # enough bytes to see a BOM
+            head += chunk
+            if len(head) >= 4:
                 break
-            pending = next(chunks, b"")
-        if inflate is not None:
-            tail = inflate.flush()
-            if decoder is not None and tail:
-                yield self._decode(decoder, tail, encoding or "utf-8")
-        if decoder is not None:
-            yield self._decode(decoder, b"", encoding or "utf-8", final=True)
+        if not head:
+            return
+        encoding = self._choose_encoding(head)
+        decoder = codecs.getincrementaldecoder(encoding)("strict")
+        yield self._decode(decoder, head, encoding)
+        for chunk in data:
+            yield self._decode(decoder, chunk, encoding)
+        yield self._decode(decoder, b"", encoding, final=True)
 
     def _decode(
         self, decoder: codecs.IncrementalDecoder, data: bytes, encoding: str, final: bool = False
@@ -103,26 +169,34 @@ class _Rows:
         try:
             text = decoder.decode(data, final)
         except UnicodeDecodeError as exc:
-            line = self._bytes_lines + data[: exc.start].count(b"\n") + 1
-            raise MalformedResponse(
-                f"{self._where}: line {line}: bytes that are not valid {encoding} "
-                f"({exc.reason}); pass encoding= if the file uses another one",
-                source=CSVRows.name,
+            line = self._bytes_lines + data[: max(exc.start, 0)].count(b"\n") + 1
+            raise self._malformed(
+                f"line {line}: bytes that are not valid {encoding.removesuffix('-sig')} "
+                f"({exc.reason}); pass encoding= if the file uses another one"
             ) from None
         self._bytes_lines += data.count(b"\n")
         return text
 
-    def _lines(self) -> Iterator[str]:
-        rest = ""
-        for text in self._decoded():
+    def _line_chunks(self) -> Iterator[io.StringIO]:
+        """The text in pieces that end at a line end (the last one may not)."""
+        rest: list[str] = []
+        for text in self._texts():
             if not text:
                 continue
-            parts = (rest + text).split("\n")
-            rest = parts.pop()
-            for part in parts:
-                yield part + "\n"
+            cut = max(text.rfind("\n"), text.rfind("\r")) + 1
+            if not cut:  # no line end yet (a long field): keep collecting
+                rest.append(text)
+                continue
+            # A "\r\n" cut between two pieces reads as "\r" then "\n": the reader takes
+            # the lone "\n" for a blank line (skipped) or, inside quotes, for field text.
+            head = text[:cut]
+            if rest:
+                rest.append(head)
+                head = "".join(rest)
+            rest = [text[cut:]] if cut < len(text) else []
+            yield io.StringIO(head, newline="")
         if rest:
-            yield rest
+            yield io.StringIO("".join(rest), newline="")
 
     def close(self) -> None:
         close = getattr(self._chunks, "close", None)
@@ -131,15 +205,28 @@ class _Rows:
                 close()
 
     def next_rows(self, count: int) -> list[list[str]]:
+        """Up to ``count`` rows, blank lines skipped; fewer only at the end of the file."""
+        reader = self.reader
+        rows: list[list[str]] = []
         try:
-            return [row for row in islice(self.reader, count) if row]
+            while len(rows) < count:
+                want = count - len(rows)
+                got = list(islice(reader, want))
+                exhausted = len(got) < want
+                if [] in got:  # blank lines
+                    got = [row for row in got if row]
+                if rows:
+                    rows += got
+                else:
+                    rows = got
+                if exhausted:
+                    break
         except csv.Error as exc:
-            raise MalformedResponse(
-                f"{self._where}: line {self.reader.line_num}: {exc}", source=CSVRows.name
-            ) from None
+            raise self._malformed(f"line {reader.line_num}: {exc}") from None
+        return rows
 
     def skip(self, count: int) -> int:
-        """Skip ``count`` non-blank rows without building them; return how many were skipped."""
+        """Skip ``count`` non-blank rows without building items; return how many were."""
         skipped = 0
         while skipped < count:
             rows = self.next_rows(min(BATCH_ROWS, count - skipped))
@@ -149,12 +236,9 @@ class _Rows:
         return skipped
 
 
-def _sniff_encoding(data: bytes) -> str:
-    if data.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    return "utf-8"
+def _utf8_sig(encoding: str) -> str:
+    """``encoding``, with UTF-8 read as ``utf-8-sig`` (drops a BOM; else the same)."""
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
 
 
 class CSVRows(Repository):
@@ -164,11 +248,16 @@ class CSVRows(Repository):
     column names (then ``str(tuple(values))``). ``page_size``: the default page size.
     ``fields`` maps common item fields to columns, e.g. ``{"title": "name",
     "updated_at": "modified"}`` (dates that do not parse are left ``None``); mapping
-    ``updated_at`` or ``created_at`` enables ``since=``. ``encoding``: else the URL's
-    charset, a BOM, or UTF-8. ``cache``: ``None``, ``"memory"`` or a directory, for URLs,
-    kept ``cache_ttl`` seconds and then revalidated. Other keyword arguments go to
+    ``updated_at`` or ``created_at`` enables ``since=``. ``encoding``: else a BOM, the URL's
+    charset, or UTF-8. ``cache``: ``None``, ``"memory"`` or a directory, for URLs, kept
+    ``cache_ttl`` seconds and then revalidated (ETag / Last-Modified). Only a download read
+    to the end is cached; a ``get`` that finds its row early reads the rest of a download
+    into the cache, an abandoned listing keeps nothing. Other keyword arguments go to
     ``csv.reader`` (``delimiter``, ``quotechar``, ``dialect``...), plus DictReader's
     ``fieldnames``, ``restkey`` and ``restval``.
+
+    A missing file, or a URL that answers 404, is a ``ConfigurationError`` (an
+    ``ItemNotFound`` would read as "no such row").
     """
 
     name = "file.csv_rows"
@@ -199,13 +288,31 @@ class CSVRows(Repository):
         self.location = location
         self.is_url = urlsplit(location).scheme in ("http", "https")
         self.path = None if self.is_url else Path(location).expanduser()
-        if identifier is not INDEX and not isinstance(identifier, str | tuple):
+        if identifier is not INDEX and not (
+            isinstance(identifier, str)
+            or (
+                isinstance(identifier, tuple)
+                and identifier
+                and all(isinstance(column, str) for column in identifier)
+            )
+        ):
             raise ConfigurationError(
                 "identifier must be INDEX, a column name or a tuple of column names",
                 source=self.name,
             )
         self.identifier = identifier
+        if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 1:
+            raise ConfigurationError(
+                f"page_size must be a positive integer, not {page_size!r}", source=self.name
+            )
         self.default_page_size = page_size
+        if encoding is not None:
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise ConfigurationError(
+                    f"unknown encoding {encoding!r}", source=self.name
+                ) from None
         self.encoding = encoding
         self.fields = dict(fields or {})
         unknown = set(self.fields) - set(_FIELD_NAMES)
@@ -216,7 +323,10 @@ class CSVRows(Repository):
             )
         if "updated_at" in self.fields or "created_at" in self.fields:
             self.capabilities = Capabilities(get="naive", search="naive", since="client")  # type: ignore[misc]
-        self.cache: DownloadCache | None = make_cache(cache)
+        try:
+            self.cache: DownloadCache | None = make_cache(cache)
+        except TypeError as exc:
+            raise ConfigurationError(str(exc), source=self.name) from None
         self.cache_ttl = cache_ttl
         self.fieldnames = list(fieldnames) if fieldnames is not None else None
         self.restkey = restkey
@@ -257,16 +367,20 @@ class CSVRows(Repository):
             )
         return self._client
 
+    @property
+    def _where(self) -> str:
+        return redact_url(self.location) if self.is_url else self.location
+
     @asynccontextmanager
     async def _open(self) -> AsyncIterator[_Rows]:
         """The rows of the file, for a worker thread to read; released on exit."""
         async with self._chunks() as (chunks, charset):
-            where = redact_url(self.location) if self.is_url else self.location
             rows = _Rows(
                 chunks,
-                encoding=self.encoding or charset,
+                encoding=self.encoding,
+                charset=charset,
                 csv_kwargs=self.csv_kwargs,
-                where=where,
+                where=self._where,
             )
             try:
                 yield rows
@@ -278,9 +392,18 @@ class CSVRows(Repository):
         """The file's bytes (and the charset the server declared), from disk, the cache or
         the network; a download fills the cache as it is read."""
         if self.path is not None:
-            if not self.path.is_file():
-                raise ConfigurationError(f"no such file: {self.path}", source=self.name)
-            yield FileChunks(self.path), None
+            try:
+                local = FileChunks(self.path)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                raise ConfigurationError(f"no such file: {self.path}", source=self.name) from None
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot read {self.path}: {exc.strerror or exc}", source=self.name
+                ) from None
+            try:
+                yield local, None
+            finally:
+                local.close()
             return
         cache = self.cache
         entry = cache.lookup(self.location) if cache else None
@@ -293,7 +416,19 @@ class CSVRows(Repository):
                 headers["If-None-Match"] = entry.etag
             if entry.last_modified:
                 headers["If-Modified-Since"] = entry.last_modified
-        async with self.client.stream(self.location, headers=headers) as response:
+        async with AsyncExitStack() as stack:
+            try:
+                response = await stack.enter_async_context(
+                    self.client.stream(self.location, headers=headers)
+                )
+            except ItemNotFound as exc:
+                raise ConfigurationError(
+                    f"no CSV file at {self._where} (the server answered 404)",
+                    source=self.name,
+                    method=exc.method,
+                    url=exc.url,
+                    status=exc.status,
+                ) from None
             if response.status == 304 and cache is not None and entry is not None:
                 cache.touch(self.location)
                 yield cache.chunks(self.location), entry.charset
@@ -312,14 +447,38 @@ class CSVRows(Repository):
                 )
             loop = asyncio.get_running_loop()
             complete = False
+            where = self._where
+
+            async def read() -> bytes:
+                # Wait for some bytes, then take what else is already buffered (up to a
+                # chunk): few hops between the thread and the loop, no wait for a full chunk.
+                content = response.content
+                try:
+                    part = await content.read(_CHUNK)
+                    parts = [part]
+                    size = len(part)
+                    while part and size < _CHUNK:
+                        part = content.read_nowait(_CHUNK - size)
+                        parts.append(part)
+                        size += len(part)
+                except TimeoutError:
+                    raise SourceTimeout(
+                        "the download stalled", source=CSVRows.name, method="GET", url=where
+                    ) from None
+                except (aiohttp.ClientError, OSError) as exc:
+                    raise SourceUnavailable(
+                        f"the connection broke during the download ({type(exc).__name__})",
+                        source=CSVRows.name,
+                        method="GET",
+                        url=where,
+                    ) from None
+                return b"".join(parts)
 
             def chunks() -> Iterator[bytes]:
                 # Runs in the worker thread; each read is done by the event loop.
                 nonlocal complete
                 while True:
-                    chunk = asyncio.run_coroutine_threadsafe(
-                        response.content.read(_CHUNK), loop
-                    ).result()
+                    chunk = asyncio.run_coroutine_threadsafe(read(), loop).result()
                     if not chunk:
                         complete = True
                         return
@@ -329,6 +488,11 @@ class CSVRows(Repository):
 
             try:
                 yield chunks(), charset
+                if writer is not None and not complete:
+                    # A get() that stopped early: keep the rest, so the next call is cached.
+                    while chunk := await read():
+                        writer.write(chunk)
+                    complete = True
             finally:
                 if writer is not None:
                     # Only a download read to the end is kept.
@@ -340,13 +504,44 @@ class CSVRows(Repository):
         first = rows.next_rows(1)
         return first[0] if first else []
 
+    def _column(self, header: list[str], column: str, option: str) -> int:
+        """Where ``column``'s value sits in a row (DictReader: the last of equal names)."""
+        for position in range(len(header) - 1, -1, -1):
+            if header[position] == column:
+                return position
+        shown = ", ".join(repr(name) for name in header[:20])
+        raise ConfigurationError(
+            f"{option}: no column {column!r} in {self._where} (columns: {shown})",
+            source=self.name,
+        )
+
+    def _key(self, header: list[str]) -> Callable[[int, list[str]], str]:
+        """A function (row index, values) -> the row's identifier, without building it."""
+        identifier = self.identifier
+        restval = self.restval
+        if identifier is INDEX:
+            return lambda index, values: str(index)
+        if not header:  # an empty file: no rows to identify
+            return lambda index, values: ""
+        if isinstance(identifier, str):
+            at = self._column(header, identifier, "identifier")
+            return lambda index, values: str(values[at] if at < len(values) else restval)
+        positions = [self._column(header, column, "identifier") for column in identifier]
+        return lambda index, values: str(
+            tuple(values[at] if at < len(values) else restval for at in positions)
+        )
+
     def _builder(self, header: list[str]) -> Callable[[int, list[str]], Item]:
         """A function (row index, values) -> Item, specialised for this file's options."""
         width = len(header)
         restkey, restval = self.restkey, self.restval
-        identifier = self.identifier
+        key = self._key(header)
         fields = self.fields
         repository = self
+        if header:
+            for column in fields.values():
+                for name in [column] if isinstance(column, str) else column:
+                    self._column(header, name, "fields")
 
         def raw_of(values: list[str]) -> dict[str, Any]:
             if len(values) == width:
@@ -358,13 +553,6 @@ class CSVRows(Repository):
                 for name in header[len(values) :]:
                     raw[name] = restval
             return raw
-
-        def ident(index: int, raw: dict[str, Any]) -> str:
-            if identifier is INDEX:
-                return str(index)
-            if isinstance(identifier, tuple):
-                return str(tuple(raw.get(column) for column in identifier))
-            return str(raw.get(identifier))
 
         def common(raw: dict[str, Any]) -> dict[str, Any]:
             out: dict[str, Any] = {}
@@ -381,60 +569,112 @@ class CSVRows(Repository):
                 out[name] = value
             return out
 
-        if not fields and identifier is INDEX:  # the fast path
-            return lambda index, values: Item(str(index), raw_of(values), repository)
+        if not fields:
+            return lambda index, values: Item(key(index, values), raw_of(values), repository)
 
         def build(index: int, values: list[str]) -> Item:
             raw = raw_of(values)
-            return Item(ident(index, raw), raw, repository, **common(raw))
+            return Item(key(index, values), raw, repository, **common(raw))
 
         return build
 
+    def _batch_maker(
+        self, rows: _Rows, header: list[str], terms: tuple[str, ...] | None
+    ) -> Callable[[int], tuple[int, list[Item]]]:
+        """A function (index of the next row) -> (rows read, items), run in the worker."""
+        build = self._builder(header)
+        width = len(header)
+        repository = self
+        fast = not self.fields and self.identifier is INDEX
+
+        def next_batch(first: int) -> tuple[int, list[Item]]:
+            values = rows.next_rows(BATCH_ROWS)
+            if terms is None:
+                if fast:  # the hot path: no Python call per row but Item()
+                    return len(values), [
+                        Item(str(index), dict(zip(header, row, strict=False)), repository)
+                        if len(row) == width
+                        else build(index, row)
+                        for index, row in zip(count(first), values, strict=False)
+                    ]
+                return len(values), [
+                    build(index, row) for index, row in zip(count(first), values, strict=False)
+                ]
+            if len(terms) == 1:
+                term = terms[0]
+                return len(values), [
+                    build(first + k, row)
+                    for k, row in enumerate(values)
+                    if term in "\x00".join(row).casefold()
+                ]
+            found = []
+            for k, row in enumerate(values):
+                haystack = "\x00".join(row).casefold()
+                if all(term in haystack for term in terms):
+                    found.append(build(first + k, row))
+            return len(values), found
+
+        return next_batch
+
     async def stream(self, request: PageRequest, state: Any) -> AsyncIterator[tuple[Any, Batch]]:
-        start = int(state or 0)
-        terms = request.terms
+        if state is None:
+            state = 0
+        if not isinstance(state, int) or isinstance(state, bool) or state < 0:
+            raise InvalidCursor("not a cursor of a CSV listing", source=self.name)
+        start = state
+        async with self._open() as rows:
+            header = await asyncio.to_thread(self._header, rows)
+            next_batch = self._batch_maker(rows, header, request.terms)
+            if start:
+                await asyncio.to_thread(rows.skip, start)
+            position = start
+            while True:
+                read, items = await asyncio.to_thread(next_batch, position)
+                if not read:
+                    return
+                yield position, Batch(items, position + read)
+                position += read
+
+    async def get(self, identifier: str) -> Item:
+        """The row with this identifier: skips to it by index (``INDEX``), else scans the
+        rows in the worker, comparing identifiers before building any item."""
+        identifier = str(identifier)
+        by_index = self.identifier is INDEX
+        if by_index and not (
+            identifier.isascii() and identifier.isdigit() and str(int(identifier)) == identifier
+        ):
+            raise self.not_found(identifier, "row identifiers are 0-based row numbers")
         async with self._open() as rows:
             header = await asyncio.to_thread(self._header, rows)
             build = self._builder(header)
-            if start:
-                await asyncio.to_thread(rows.skip, start)
+            if by_index:
+                index = int(identifier)
+                skipped = 0
+                while skipped < index:  # in slices, so a cancellation is heard
+                    step = await asyncio.to_thread(rows.skip, min(index - skipped, 1 << 16))
+                    if not step:
+                        break
+                    skipped += step
+                if skipped < index:
+                    raise self.not_found(identifier, "the file has fewer rows")
+                found = await asyncio.to_thread(rows.next_rows, 1)
+                if not found:
+                    raise self.not_found(identifier, "the file has fewer rows")
+                return build(index, found[0])
+            key = self._key(header)
 
-            def next_batch(first: int) -> tuple[int, list[Item]]:
+            def scan(first: int) -> tuple[int, Item | None]:
                 values = rows.next_rows(BATCH_ROWS)
-                if terms is None:
-                    return len(values), [build(first + k, v) for k, v in enumerate(values)]
-                found = []
                 for k, row in enumerate(values):
-                    haystack = "\x00".join(row).casefold()
-                    if all(term in haystack for term in terms):
-                        found.append(build(first + k, row))
-                return len(values), found
+                    if key(first + k, row) == identifier:
+                        return len(values), build(first + k, row)
+                return len(values), None
 
-            position = start
+            position = 0
             while True:
-                count, items = await asyncio.to_thread(next_batch, position)
-                if not count:
-                    return
-                yield position, Batch(items, position + count)
-                position += count
-
-    async def get(self, identifier: str) -> Item:
-        identifier = str(identifier)
-        if self.identifier is not INDEX:
-            return await self.naive_get(identifier)
-        if not identifier.isdigit() or str(int(identifier)) != identifier:
-            raise self.not_found(identifier, "row identifiers are 0-based row numbers")
-        index = int(identifier)
-        async with self._open() as rows:
-
-            def find() -> Item | None:
-                header = self._header(rows)
-                if rows.skip(index) < index:
-                    return None
-                found = rows.next_rows(1)
-                return self._builder(header)(index, found[0]) if found else None
-
-            item = await asyncio.to_thread(find)
-        if item is None:
-            raise self.not_found(identifier, "the file has fewer rows")
-        return item
+                read, item = await asyncio.to_thread(scan, position)
+                if item is not None:
+                    return item
+                if not read:
+                    raise self.not_found(identifier)
+                position += read
