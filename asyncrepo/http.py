@@ -35,6 +35,7 @@ from multidict import CIMultiDict
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from ._version import __version__
+from .convert import html_to_text
 from .exceptions import (
     AsyncRepoError,
     AuthenticationError,
@@ -275,8 +276,10 @@ def _vendor_message(body: bytes) -> str | None:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        text = body[:300].decode("utf-8", "replace").strip()
-        return text or None
+        text = body[:4000].decode("utf-8", "replace").strip()
+        if text.startswith("<"):  # an HTML error page: its words, not its markup
+            text = " ".join((html_to_text(text) or "").split())
+        return text[:300] or None
     if isinstance(data, dict):
         parts: list[str] = []
         for key in ("message", "error", "errorMessage", "detail", "title", "reason"):

@@ -45,7 +45,9 @@ def test_list_jsonl_with_limit(csv_file: Path) -> None:
     items = jsonl(result.stdout)
     assert [i["identifier"] for i in items] == ["0", "1", "2", "3", "4"]
     assert items[0]["raw"] == {
-        "id": "0", "name": "person 0", "updated": "2024-01-01T00:00:00+00:00",
+        "id": "0",
+        "name": "person 0",
+        "updated": "2024-01-01T00:00:00+00:00",
     }
 
 
@@ -68,8 +70,16 @@ def test_since_needs_a_date_field(csv_file: Path) -> None:
     assert "cannot filter by date" in result.stderr
     mapped = runner.invoke(
         app,
-        ["list", str(csv_file), "--since", "2024-01-15", "-o", 'fields={"updated_at": "updated"}',
-         "-f", "jsonl"],
+        [
+            "list",
+            str(csv_file),
+            "--since",
+            "2024-01-15",
+            "-o",
+            'fields={"updated_at": "updated"}',
+            "-f",
+            "jsonl",
+        ],
     )
     assert mapped.exit_code == 0, mapped.output
     assert [i["identifier"] for i in jsonl(mapped.stdout)] == [str(i) for i in range(14, 20)]
@@ -108,6 +118,8 @@ def test_sources_lists_the_registry() -> None:
 def test_output_is_jsonl_when_stdout_is_not_a_terminal(csv_file: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "asyncrepo.cli", "list", str(csv_file), "-n", "2"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert [i["identifier"] for i in jsonl(result.stdout)] == ["0", "1"]

@@ -4,6 +4,7 @@ mapping, malformed bodies, redaction of secrets, conditional requests."""
 from __future__ import annotations
 
 import email.utils
+import itertools
 import logging
 import socket
 import time
@@ -46,7 +47,7 @@ def client(base_url: str, **kwargs: object) -> HTTPClient:
 
 def gaps(state: GenericState) -> list[float]:
     times = [r.at for r in state.controls.requests]
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 async def test_429_is_retried_honouring_retry_after_seconds(
@@ -227,7 +228,7 @@ def test_credentials_in_the_base_url_are_refused() -> None:
 
 
 async def test_one_session_sends_user_agent_and_auth(api: tuple[str, GenericState]) -> None:
-    base_url, state = api
+    base_url, _state = api
     async with client(base_url, auth=BasicAuth("me", "pw")) as http:
         first = await http.get_json("/echo")
         session = http.session
@@ -262,3 +263,15 @@ async def test_a_quota_spent_by_a_success_pauses_the_next_request(
         await http.get_json("/numbered")
         await http.get_json("/numbered")
     assert state.controls.requests[1].at - state.controls.requests[0].at >= 0.4
+
+
+async def test_an_html_error_page_becomes_its_text(api: tuple[str, GenericState]) -> None:
+    base_url, state = api
+    page = "<html><head><title>x</title></head><body><h1>Basic Authentication Failure</h1>"
+    state.controls.inject(401, body=page + "<p>Reason: AUTHENTICATED_FAILED</p></body></html>")
+    async with client(base_url) as http:
+        with pytest.raises(AuthenticationError) as caught:
+            await http.get_json("/numbered")
+    assert caught.value.vendor_message == (
+        "Basic Authentication Failure Reason: AUTHENTICATED_FAILED"
+    )

@@ -68,7 +68,7 @@ def repo_for(base_url: str, strategy: str) -> Records:
 async def test_no_loss_no_duplicate(
     api: tuple[str, GenericState], strategy: str, page_size: int
 ) -> None:
-    base_url, state = api
+    base_url, _state = api
     async with repo_for(base_url, strategy) as repo:
         pages = [page async for page in repo.list_pages(page_size=page_size)]
     ids = [item.identifier for page in pages for item in page]
@@ -81,7 +81,7 @@ async def test_no_loss_no_duplicate(
 async def test_cursor_resumes_in_a_fresh_repository(
     api: tuple[str, GenericState], strategy: str
 ) -> None:
-    base_url, state = api
+    base_url, _state = api
     async with repo_for(base_url, strategy) as repo:
         stream = repo.list_pages(page_size=7)
         first = await anext(stream)
@@ -177,6 +177,7 @@ async def test_leaving_early_cancels_outstanding_fetches(
 
     base_url, state = api
     state.controls.latency = 0.05
+
     def fetches() -> list[asyncio.Task[Any]]:
         return [t for t in asyncio.all_tasks() if "fetch_page" in repr(t.get_coro())]
 

@@ -22,7 +22,7 @@ def test_every_builtin_name_imports() -> None:
 
 
 def test_unknown_name_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigurationError, match="jira.issues"):
+    with pytest.raises(ConfigurationError, match=r"jira\.issues"):
         registry.get_class("nope.things")
 
 
@@ -103,10 +103,18 @@ async def test_open_paths_and_urls(tmp_path: Path) -> None:
         ("github://users/octocat", {"token": "t"}, "github.repos", {}),
         ("github://orgs/acme", {"token": "t"}, "github.repos", {}),
         ("greenhouse://acme", {}, "greenhouse.jobs", {}),
-        ("jira+https://example.atlassian.net?project=AS",
-         {"username": "u", "password": "p", "deployment": "cloud"}, "jira.issues", {}),
-        ("confluence+https://example.atlassian.net/wiki?space=ENG",
-         {"username": "u", "password": "p"}, "confluence.pages", {}),
+        (
+            "jira+https://example.atlassian.net?project=AS",
+            {"username": "u", "password": "p", "deployment": "cloud"},
+            "jira.issues",
+            {},
+        ),
+        (
+            "confluence+https://example.atlassian.net/wiki?space=ENG",
+            {"username": "u", "password": "p"},
+            "confluence.pages",
+            {},
+        ),
         ("demo:", {}, "file.csv_rows", {}),
     ],
 )

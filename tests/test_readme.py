@@ -27,3 +27,19 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install --quiet -e '.[test]'" in ci
     assert "\npython -m pytest" in ci
+
+
+async def test_the_readme_custom_repository_works() -> None:
+    section = README.split("## Writing a repository", 1)[1]
+    code = re.search(r"```python\n(.*?)\n```", section, re.S)
+    assert code is not None
+    namespace: dict[str, object] = {}
+    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    notes = namespace["Notes"]([{"id": i, "title": f"note {i}"} for i in range(25)])  # type: ignore[operator]
+    assert len(code.group(1).strip().splitlines()) <= 20
+    pages = [page async for page in notes.list_pages(page_size=10)]
+    assert [len(p) for p in pages] == [10, 10, 5]
+    rest = [i.identifier async for i in notes.list(cursor=pages[0].cursor)]
+    assert rest == [str(i) for i in range(10, 25)]
+    assert [i.identifier async for i in notes.search('"NOTE 7"')] == ["7"]
+    assert (await notes.get("12")).title == "note 12"
