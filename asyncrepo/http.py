@@ -21,8 +21,8 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -644,10 +644,16 @@ class HTTPClient:
         if json is not None:
             data = orjson.dumps(json)
             send_headers["Content-Type"] = "application/json"
-        try:
+        with self._transport_errors(method, url):
             return await self.session.request(
                 method, url, params=_query(params), data=data, headers=send_headers
             )
+
+    @contextmanager
+    def _transport_errors(self, method: str, url: str, reading: bool = False) -> Iterator[None]:
+        """aiohttp's and the OS's failures as asyncrepo errors (retryable ones included)."""
+        try:
+            yield
         except TimeoutError:
             raise SourceTimeout(
                 f"no answer within {self.timeout}s",
@@ -660,8 +666,9 @@ class HTTPClient:
                 f"invalid URL: {exc}", source=self.source, method=method, url=redact_url(url)
             ) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
+            what = "the connection broke while reading" if reading else "could not reach the source"
             raise SourceUnavailable(
-                f"could not reach the source ({type(exc).__name__}: {self.scrub(str(exc))})",
+                f"{what} ({type(exc).__name__}: {self.scrub(str(exc))})",
                 source=self.source,
                 method=method,
                 url=redact_url(url),
@@ -706,21 +713,8 @@ class HTTPClient:
             limiter=limiter,
         )
         try:
-            body = await raw.read()
-        except TimeoutError:
-            raise SourceTimeout(
-                f"no answer within {self.timeout}s",
-                source=self.source,
-                method=method,
-                url=redact_url(url),
-            ) from None
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise SourceUnavailable(
-                f"the connection broke while reading ({type(exc).__name__})",
-                source=self.source,
-                method=method,
-                url=redact_url(url),
-            ) from None
+            with self._transport_errors(method, url, reading=True):
+                body = await raw.read()
         finally:
             raw.release()
         response = self._finished(raw, method, url, body)
