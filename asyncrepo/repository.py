@@ -531,9 +531,9 @@ class Repository:
 
     async def _selected(
         self, plan: _Plan
-    ) -> AsyncIterator[tuple[JSON, Sequence[int], builtins.list[Item]]]:
-        """Per vendor page: its state, and the items that pass the client-side filters with
-        their indices in the page (a cursor is "page state + index")."""
+    ) -> AsyncIterator[tuple[JSON, Sequence[int], builtins.list[Item], JSON]]:
+        """Per vendor page: its state, the items that pass the client-side filters with their
+        indices in the page (a cursor is "page state + index"), and the next page's state."""
         terms = plan.terms
         since = plan.client_since
         skip = plan.skip
@@ -543,7 +543,8 @@ class Repository:
                 items = batch.items
                 start, skip = skip, 0
                 if terms is None and since is None:  # the common case: no per-item work
-                    yield state, range(start, len(items)), items[start:] if start else items
+                    selection = items[start:] if start else items
+                    yield state, range(start, len(items)), selection, batch.next_state
                     continue
                 indices: list[int] = []
                 selected: builtins.list[Item] = []
@@ -561,7 +562,7 @@ class Repository:
                         continue
                     indices.append(index)
                     selected.append(item)
-                yield state, indices, selected
+                yield state, indices, selected, None if stop else batch.next_state
                 if stop:
                     return
         finally:
@@ -570,7 +571,7 @@ class Repository:
     async def _items(self, plan: _Plan) -> AsyncIterator[Item]:
         selected = self._selected(plan)
         try:
-            async for _state, _indices, items in selected:
+            async for _state, _indices, items, _next in selected:
                 for item in items:
                     yield item
         finally:
@@ -597,7 +598,7 @@ class Repository:
         produced = False
         selected = self._selected(plan)
         try:
-            async for state, indices, items in selected:
+            async for state, indices, items, next_state in selected:
                 for index, item in zip(indices, items, strict=True):
                     if len(buffer) == size:
                         # One item of look-ahead: the cursor points at the next page's first
@@ -606,6 +607,13 @@ class Repository:
                         produced = True
                         buffer = []
                     buffer.append(item)
+                if len(buffer) == size and next_state is not None:
+                    # Full at the end of a vendor page: yield it now rather than wait for the
+                    # next page's first item. Its cursor is the next page; should that page
+                    # turn out empty, resuming gives one empty page.
+                    yield Page(buffer, _encode_cursor(plan, next_state, 0))
+                    produced = True
+                    buffer = []
         finally:
             await _aclose(selected)
         if buffer or not produced:

@@ -74,7 +74,13 @@ async def test_no_loss_no_duplicate(
     ids = [item.identifier for page in pages for item in page]
     assert ids == [str(i) for i in range(250)]
     assert all(len(page) == page_size for page in pages[:-1])
-    assert pages[-1].cursor is None
+    if pages[-1].cursor is not None:
+        # Only where the vendor's last page was full and its paginator could not tell it was
+        # the last (page numbers without a total): the cursor then leads to one empty page.
+        assert strategy == "page-number" and 250 % page_size == 0
+        async with repo_for(base_url, strategy) as again:
+            rest = [p async for p in again.list_pages(cursor=pages[-1].cursor)]
+        assert [len(p) for p in rest] == [0] and rest[0].cursor is None
 
 
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))

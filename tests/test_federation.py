@@ -476,7 +476,8 @@ async def test_cursor_is_checked() -> None:
 def failing_sources(healthy: bool = False) -> dict[str, Memory]:
     return {
         "good": Memory("good", 9, latency=0.005),
-        # Pages of 5: the first arrives, the second needs vendor page 2, which fails.
+        # Vendor pages of 5: pages 0 and 1 arrive (each handed out as soon as it is full),
+        # page 2 fails.
         "bad": Memory("bad", 15, vendor_page=5, fail_at=None if healthy else 2),
         "other": Memory("other", 4),
     }
@@ -489,7 +490,7 @@ async def test_a_failing_source_is_reported_and_the_others_complete() -> None:
     assert sorted(items) == sorted(
         [f"good:good-{n}" for n in range(9)]
         + [f"other:other-{n}" for n in range(4)]
-        + [f"bad:bad-{n}" for n in range(5)]
+        + [f"bad:bad-{n}" for n in range(10)]
     )
     assert set(federated.errors) == {"bad"}
     assert isinstance(federated.errors["bad"], SourceUnavailable)
