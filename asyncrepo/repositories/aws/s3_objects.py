@@ -222,7 +222,7 @@ class S3Objects(Repository):
         bucket_name: str,
         prefix: str | None = None,
         *,
-        page_size: int = 100,
+        page_size: int = MAX_KEYS,
         text: bool = False,
         text_max_bytes: int = 1_000_000,
         text_types: Iterable[str] | None = None,

@@ -1,0 +1,12 @@
+"""The scenarios, by name. Each module has ``comparisons(smoke) -> contextmanager`` that
+starts the scenario's servers and yields its comparisons while they run, and the jobs
+(``raw_*``, ``asyncrepo_*``) that the worker processes run."""
+
+SCENARIOS = ("csv", "s3", "github", "jira", "federation")
+MODULES = {
+    "csv": "benchmarks.scenarios.csv_file",
+    "s3": "benchmarks.scenarios.s3",
+    "github": "benchmarks.scenarios.github",
+    "jira": "benchmarks.scenarios.jira",
+    "federation": "benchmarks.scenarios.federation",
+}

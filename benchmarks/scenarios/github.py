@@ -1,0 +1,86 @@
+"""GitHub: ``Repos.list()`` against a raw aiohttp loop following ``Link`` headers.
+
+The project's GitHub fake (``tests/fakes/github.py``) serves one account's 5,000
+repositories (300 in smoke mode), in a process of its own, with 0 ms and then 20 ms of
+latency per request. Both sides ask for ``per_page=100`` in creation order, decode every
+page's JSON (orjson, as asyncrepo does) and build a record per repository (name, description,
+URL, parsed creation date). The raw loop is sequential, as a loop over ``rel="next"`` is;
+asyncrepo fetches up to ``page_concurrency`` (4) pages at once once ``rel="last"`` is known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from ..harness import Comparison, Target, Variant
+from ..servers import GITHUB_TOKEN, GITHUB_USER, serve_all
+
+MODULE = "asyncrepo.repositories.github.repos"
+
+
+async def raw_list(probe: Any, base_url: str, user: str) -> tuple[int, str]:
+    import aiohttp
+    import orjson
+
+    headers = {
+        "Authorization": f"Bearer {GITHUB_TOKEN}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+    }
+    url: str | None = f"{base_url}/users/{user}/repos?per_page=100&sort=created&direction=asc"
+    count, last = 0, ""
+    async with aiohttp.ClientSession(headers=headers) as session:
+        while url:
+            async with session.get(url) as response:
+                response.raise_for_status()
+                page = orjson.loads(await response.read())
+                following = response.links.get("next")
+                url = str(following["url"]) if following else None
+            for raw in page:
+                record = (
+                    raw["full_name"],
+                    raw["description"],
+                    raw["html_url"],
+                    datetime.fromisoformat(raw["created_at"]),
+                )
+                count += 1
+                last = record[0]
+    return count, last
+
+
+async def asyncrepo_list(probe: Any, base_url: str, user: str) -> tuple[int, str]:
+    from asyncrepo.repositories.github.repos import Repos
+
+    count, last = 0, ""
+    async with Repos(GITHUB_TOKEN, user=user, base_url=base_url) as repo:
+        async for item in repo.list():
+            count += 1
+            last = item.identifier
+    return count, last
+
+
+@contextmanager
+def comparisons(smoke: bool) -> Iterator[list[Comparison]]:
+    n = 300 if smoke else 5_000
+    here = "benchmarks.scenarios.github"
+    cases = ((0.0, Target("wall", 1.1)), (0.02, Target("wall", 1.0, strict=True)))
+    specs = [("github", {"n_repos": n, "latency": latency}) for latency, _ in cases]
+    with serve_all(specs) as urls:
+        out = []
+        for (latency, target), url in zip(cases, urls, strict=True):
+            p = {"base_url": url, "user": GITHUB_USER}
+            out.append(
+                Comparison(
+                    f"github list ({n:,} repos, {latency * 1000:.0f} ms)",
+                    Variant(
+                        "aiohttp Link loop", f"{here}:raw_list", p, ["aiohttp", "orjson"], expect=n
+                    ),
+                    Variant("Repos.list()", f"{here}:asyncrepo_list", p, [MODULE], expect=n),
+                    [target],
+                    show=["cpu"],
+                )
+            )
+        yield out
