@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import asyncrepo
 from asyncrepo import (
@@ -615,3 +617,259 @@ async def test_open_demo() -> None:
         assert first.identifier in [i.identifier for i in found]
         recent = await collect(repo.list(since=datetime(2024, 1, 1, tzinfo=UTC)))
         assert 0 < len(recent) < 3000
+
+
+# -- the naive search's text scan (rows parsed only where a term is found) ------------------
+
+
+def reference_search(path: Path, query: str, **csv_kwargs: Any) -> list[tuple[str, dict[str, Any]]]:
+    """What a search must find: every row parsed, values joined and casefolded; with the
+    raw dict DictReader would make (restkey ``_extra``)."""
+    from asyncrepo.repository import search_terms
+
+    terms = search_terms(query)
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = [row for row in csv.reader(f, **csv_kwargs) if row]
+    header = rows[0]
+    found = []
+    for index, row in enumerate(rows[1:]):
+        if all(term in "\x00".join(row).casefold() for term in terms):
+            raw: dict[str, Any] = dict(zip(header, row, strict=False))
+            if len(row) > len(header):
+                raw["_extra"] = row[len(header) :]
+            for name in header[len(row) :]:
+                raw[name] = None
+            found.append((str(index), raw))
+    return found
+
+
+async def found_by_search(path: Path, query: str, **csv_kwargs: Any) -> list[tuple[str, Any]]:
+    async with CSVRows(path, **csv_kwargs) as repo:
+        return [(item.identifier, item.raw) async for item in repo.search(query)]
+
+
+def small_chunks(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    """Read local files ``size`` bytes at a time: pieces of text end almost anywhere."""
+    from asyncrepo.repositories.file import _cache
+
+    monkeypatch.setattr(_cache, "_CHUNK", size)
+
+
+@pytest.fixture(scope="module")
+def tricky_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CRLF, blank lines, quoted multi-line fields across the first 1 MiB boundary and one
+    longer than a whole chunk, casefolds that change lengths, delimiters next to terms."""
+    path = tmp_path_factory.mktemp("tricky") / "tricky.csv"
+    rows: list[list[str]] = []
+    i = size = 0
+    while size < (1 << 20) - 3000:
+        rows.append([f"r{i}", f"plain {i} alpha", "beta" if i % 37 else "Needle here"])
+        size += len(",".join(rows[-1])) + 2
+        i += 1
+    # Around the first chunk boundary: a multi-line quoted field that holds the needle.
+    rows.append([f"r{i}", "span\n" * 400 + "NEEDLE in a long field", "x,y"])
+    rows.append(["huge", "line\r\n" * 300_000 + "needle at the end", "q"])  # > 1 MiB
+    rows += [[f"s{k}", "Straße İstanbul", f"alpha,{k}"] for k in range(50)]
+    rows += [["ß", "ss", "needle"], ["İ", "i̇", "NEEDLE"], ["a", "b", 'quote " inside needle']]
+    rows += [[f"t{k}", "alpha", "beta"] for k in range(3000)]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\r\n")
+        writer.writerow(["id", "text", "more"])
+        for k, row in enumerate(rows):
+            writer.writerow(row)
+            if k % 501 == 3:
+                f.write("\r\n" if k % 2 else "\n")  # blank lines
+    return path
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "needle",
+        "NEEDLE here",
+        "alpha",
+        "strasse",
+        "STRASSE istanbul",
+        "ß",
+        "ss",
+        "i̇",
+        "İstanbul",
+        "alpha\x00",  # a term may hold the join character
+        "beta\x00r",
+        "span\nspan",  # inside a quoted field only
+        "alpha,1",  # a comma inside a value
+        "beta,r1",  # across a delimiter: never a match
+        '"quote " inside"',
+        "line\r\nline",
+        "zzz",
+    ],
+)
+async def test_search_scan_matches_a_full_parse(tricky_csv: Path, query: str) -> None:
+    expected = reference_search(tricky_csv, query)
+    assert await found_by_search(tricky_csv, query) == expected
+    if query == "beta,r1":
+        assert expected == []
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 1000])
+async def test_search_scan_with_tiny_chunks(
+    tricky_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    small = tmp_path / "small.csv"
+    with tricky_csv.open(newline="", encoding="utf-8") as f:  # a smaller file, same kinds
+        head = [line for _, line in zip(range(40), f, strict=False)]
+        f.seek(0)
+        text = f.read()
+    tail = text[text.index("s0,") : text.index("t40,")]
+    small.write_text("".join(head) + 'q,"multi\r\nline\r\n\r\nneedle",x\r\n' + tail, newline="")
+    small_chunks(monkeypatch, size)
+    for query in ["needle", "alpha", "strasse", "ß", "i̇", "multi\r\nline", "alpha,1", "beta,r"]:
+        assert await found_by_search(small, query) == reference_search(small, query), query
+
+
+async def test_search_scan_with_dialects_and_lone_carriage_returns(tmp_path: Path) -> None:
+    rows = [
+        [f"id{k}", "a;b" if k % 3 else "needle", "c|d needle" if k % 5 == 1 else "e"]
+        for k in range(300)
+    ]
+    cases: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        ({"lineterminator": "\r"}, {}),
+        ({"delimiter": ";", "lineterminator": "\n"}, {"delimiter": ";"}),
+        (
+            {
+                "delimiter": "|",
+                "quoting": csv.QUOTE_NONE,
+                "escapechar": "\\",
+                "lineterminator": "\n",
+            },
+            {"delimiter": "|", "quoting": csv.QUOTE_NONE, "escapechar": "\\"},
+        ),
+        ({"quotechar": "'", "lineterminator": "\n"}, {"quotechar": "'"}),
+        ({"lineterminator": "\n"}, {"skipinitialspace": True}),
+    ]
+    for number, (write, read) in enumerate(cases):
+        path = write_csv(tmp_path / f"d{number}.csv", ["id", "x", "y"], rows, **write)
+        for query in ["needle", "a;b", "c|d", "id1"]:
+            expected = reference_search(path, query, **read)
+            assert await found_by_search(path, query, **read) == expected, (write, query)
+
+
+@pytest.mark.parametrize("page_size", [1, 2, 3, 5])
+async def test_search_windows_pages_and_cursors(tmp_path: Path, page_size: int) -> None:
+    """Matches at the edges of the BATCH_ROWS windows, windows without any; every page's
+    cursor resumes in a fresh repository (the windows do not depend on the chunking)."""
+    hits = {0, 1, BATCH_ROWS - 1, BATCH_ROWS, BATCH_ROWS + 1, 2 * BATCH_ROWS - 1}
+    hits |= {4 * BATCH_ROWS, 4 * BATCH_ROWS + 7, 5 * BATCH_ROWS + 16}  # windows 2, 3: none
+    total = 5 * BATCH_ROWS + 17
+    rows = [[str(k), "Needle" if k in hits else "hay", "x" * (k % 50)] for k in range(total)]
+    rows[BATCH_ROWS + 1][2] = '"quoted\nneedle"'
+    path = write_csv(tmp_path / "w.csv", ["n", "tag", "pad"], rows)
+    repo = CSVRows(path)
+    pages = await all_pages(repo.search_pages("needle", page_size=page_size))
+    found = [item.identifier for page in pages for item in page]
+    assert found == [str(k) for k in sorted(hits)]
+    for number, page in enumerate(pages[:-1]):
+        assert page.cursor is not None
+        async with CSVRows(path) as fresh:
+            rest = await all_pages(fresh.search_pages("needle", cursor=page.cursor, page_size=2))
+        after = [item.identifier for p in rest for item in p]
+        assert after == found[(number + 1) * page_size :]
+
+
+async def test_search_windows_do_not_depend_on_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [[str(k), "needle" if k % 997 == 3 else "hay"] for k in range(3 * BATCH_ROWS)]
+    path = write_csv(tmp_path / "c.csv", ["n", "tag"], rows)
+    batches = []
+    for size in (1 << 20, 333, 50_000):
+        small_chunks(monkeypatch, size)
+        repo = CSVRows(path)
+        plan = repo._plan("search", "needle", None, None, None, None, {})
+        batches.append(
+            [
+                (state, [i.identifier for i in batch.items], batch.next_state)
+                async for state, batch in repo.stream(plan.request, None)
+            ]
+        )
+    assert batches[0] == batches[1] == batches[2]
+    assert [state for state, _, _ in batches[0]] == [0, BATCH_ROWS, 2 * BATCH_ROWS]
+
+
+_PARTS = ["a", "b", "ß", "SS", "İ", "i", " ", ",", '"', "\n", "\r\n", "x", "é"]
+
+
+@given(
+    records=st.lists(
+        st.lists(
+            st.lists(st.sampled_from(_PARTS), max_size=6).map("".join), min_size=1, max_size=4
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    blanks=st.sets(st.integers(0, 40), max_size=5),
+    terminator=st.sampled_from(["\n", "\r\n", "\r"]),
+    query=st.lists(
+        st.sampled_from(["a", "ss", "ß", "i̇", "b,", "x", "a b", '"a\nb"', '"']),
+        min_size=1,
+        max_size=2,
+    ).map(" ".join),
+    size=st.sampled_from([1, 5, 16, 1 << 20]),
+)
+@settings(max_examples=200, deadline=None)
+def test_search_scan_property(
+    records: list[list[str]], blanks: set[int], terminator: str, query: str, size: int
+) -> None:
+    import asyncio
+    import tempfile
+
+    from asyncrepo.repositories.file import _cache
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "p.csv"
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, lineterminator=terminator)
+            writer.writerow(["h1", "h2"])
+            for k, record in enumerate(records):
+                writer.writerow(record)
+                if k in blanks:
+                    f.write(terminator)
+        saved = _cache._CHUNK
+        _cache._CHUNK = size
+        try:
+            found = asyncio.run(found_by_search(path, query))
+        finally:
+            _cache._CHUNK = saved
+        assert found == reference_search(path, query)
+
+
+async def test_search_scan_errors_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "strict.csv"
+    path.write_text('a,b\n1,2\n5,6\n3,"x"y\n7,8\n')
+    for query in ["x", "7", "zzz"]:  # the bad line is parsed whatever the query
+        with pytest.raises(MalformedResponse, match=r"strict\.csv: line 4"):
+            await collect(CSVRows(path, strict=True).search(query))
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"a,b\n1,2\n3,4\n5,\xff\n")
+    with pytest.raises(MalformedResponse, match=r"bad\.csv: line 4: .*utf-8"):
+        await collect(CSVRows(bad).search("zzz"))
+
+
+async def test_listing_batches_build_items_as_they_are_taken(big_csv: Path) -> None:
+    repo = CSVRows(big_csv)
+    plan = repo._plan("list", None, None, None, None, None, {})
+    stream = repo.stream(plan.request, BATCH_ROWS)
+    state, batch = await anext(stream)
+    await stream.aclose()  # type: ignore[attr-defined]
+    items = batch.items
+    assert state == BATCH_ROWS and batch.next_state == 2 * BATCH_ROWS
+    assert len(items) == BATCH_ROWS
+    assert all(isinstance(item, Item) for item in items)
+    assert items[0].identifier == str(BATCH_ROWS) and items[0].raw["id"] == f"r{BATCH_ROWS:05d}"
+    assert items[-1].identifier == str(2 * BATCH_ROWS - 1)
+    assert [i.identifier for i in items[5:8]] == [str(BATCH_ROWS + k) for k in (5, 6, 7)]
+    assert [i.identifier for i in items[5:8][1:]] == [str(BATCH_ROWS + k) for k in (6, 7)]
+    assert [i.identifier for i in items[1:6:2]] == [str(BATCH_ROWS + k) for k in (1, 3, 5)]
+    assert items[0].repository is repo
+    with pytest.raises(IndexError):
+        items[BATCH_ROWS]

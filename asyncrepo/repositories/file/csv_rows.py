@@ -1,10 +1,12 @@
 """Rows of a CSV file or URL (``.csv`` or gzip-compressed ``.csv.gz``).
 
 Speed and memory: the file is read in 1 MiB chunks, decoded incrementally and parsed by the
-C ``csv`` module in a worker thread, which hands back batches of ready ``Item``s; the event
-loop only passes them on. Memory stays flat in the file size (unless ``cache="memory"``).
-A naive search matches the raw row values in the worker, before any item is built, and a
-get by row index skips rows without building them.
+C ``csv`` module in a worker thread, which hands back batches of rows' raw dicts; each
+``Item`` is made as the consumer takes it (see ``_RowItems``). Memory stays flat in the file
+size (unless ``cache="memory"``). A naive search scans the text for the longest term and
+parses only the rows it is found in (see ``_Rows.matches``); its batches are fixed windows
+of rows, so cursors do not depend on the chunking. A get by row index skips rows without
+building them.
 
 Ragged rows follow ``csv.DictReader``: values past the header go to a list under
 ``restkey`` (default ``"_extra"``, JSON-friendly where DictReader uses ``None``), missing
@@ -23,13 +25,15 @@ import contextlib
 import csv
 import io
 import os
+import re
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from itertools import chain, count, islice
+from itertools import chain, count, islice, repeat
+from operator import length_hint
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, SupportsIndex, cast, overload
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -58,6 +62,8 @@ _CHUNK = 1 << 20
 BATCH_ROWS = 4096
 _FIELD_NAMES = ("title", "text", "url", "created_at", "updated_at", "author")
 _GZIP_MAGIC = b"\x1f\x8b"
+_LONE_CR = re.compile("\r(?!\n)")
+_BLANK = re.compile("\n\r?\n")
 
 
 class _Index:
@@ -67,6 +73,49 @@ class _Index:
 
 #: Identify rows by their 0-based index (the default).
 INDEX: Any = _Index()
+
+
+class _RowItems(list[Item]):
+    """The items of a listing's batch, built as they are taken: it holds the rows' raw
+    dicts and makes each ``Item`` (its row index for identifier) when it is iterated over or
+    indexed, so a fresh ``Item`` each time.
+
+    Why: a batch of ready ``Item``s keeps thousands of objects alive that the cyclic garbage
+    collector tracks (dicts of strings it does not), so it ran over and over during a
+    listing, a third of its time; an item made on the way out dies young, as the consumer
+    drops it. Only what the core asks of a batch's items is supported: ``len``, iteration,
+    an index, a slice.
+    """
+
+    __slots__ = ("_first", "_repository")
+
+    def __init__(self, raws: list[dict[str, Any]], first: int, repository: Repository) -> None:
+        super().__init__(cast("list[Item]", raws))
+        self._first = first
+        self._repository = repository
+
+    def __iter__(self) -> Iterator[Item]:
+        raws = cast("Iterator[dict[str, Any]]", super().__iter__())
+        return map(Item, map(str, count(self._first)), raws, repeat(self._repository))
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> Item: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Item]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> Item | list[Item]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            raws = cast("list[dict[str, Any]]", super().__getitem__(index))
+            if step == 1:
+                return _RowItems(raws, self._first + start, self._repository)
+            indices = range(start, stop, step)
+            return [
+                Item(str(self._first + at), raw, self._repository)
+                for at, raw in zip(indices, raws, strict=True)
+            ]
+        at = range(len(self))[index]  # IndexError, negative indices
+        raw = cast("dict[str, Any]", super().__getitem__(at))
+        return Item(str(self._first + at), raw, self._repository)
 
 
 class _Rows:
@@ -90,8 +139,12 @@ class _Rows:
         self._encoding = encoding
         self._charset = charset
         self._where = where
-        self._bytes_lines = 0  # newlines in the bytes decoded so far, for error messages
-        self.reader = csv.reader(chain.from_iterable(self._line_chunks()), **csv_kwargs)
+        self._text_pieces = self._pieces()
+        # The piece the reader reads (its StringIO and text), and one to read next.
+        self._current: tuple[io.StringIO, str] = (io.StringIO(""), "")
+        self._pending: tuple[io.StringIO, str] | None = None
+        self._lines_scanned = 0  # lines the search scan read without the reader
+        self.reader = csv.reader(chain.from_iterable(self._feed()), **csv_kwargs)
 
     def _malformed(self, message: str) -> MalformedResponse:
         return MalformedResponse(f"{self._where}: {message}", source=CSVRows.name)
@@ -169,21 +222,23 @@ class _Rows:
         try:
             text = decoder.decode(data, final)
         except UnicodeDecodeError as exc:
-            line = self._bytes_lines + data[: max(exc.start, 0)].count(b"\n") + 1
+            # The text before this data was all read (pieces are taken as they are needed),
+            # and a piece's unread rest has no line end: count the lines read so far.
+            line = self.lines_read + data[: max(exc.start, 0)].count(b"\n") + 1
             raise self._malformed(
                 f"line {line}: bytes that are not valid {encoding.removesuffix('-sig')} "
                 f"({exc.reason}); pass encoding= if the file uses another one"
             ) from None
-        self._bytes_lines += data.count(b"\n")
         return text
 
-    def _line_chunks(self) -> Iterator[io.StringIO]:
+    def _pieces(self) -> Iterator[str]:
         """The text in pieces that end at a line end (the last one may not)."""
         rest: list[str] = []
         for text in self._texts():
             if not text:
                 continue
-            cut = max(text.rfind("\n"), text.rfind("\r")) + 1
+            cut = text.rfind("\n")
+            cut = max(cut, text.rfind("\r", cut + 1)) + 1
             if not cut:  # no line end yet (a long field): keep collecting
                 rest.append(text)
                 continue
@@ -194,9 +249,24 @@ class _Rows:
                 rest.append(head)
                 head = "".join(rest)
             rest = [text[cut:]] if cut < len(text) else []
-            yield io.StringIO(head, newline="")
+            yield head
         if rest:
-            yield io.StringIO("".join(rest), newline="")
+            yield "".join(rest)
+
+    def _feed(self) -> Iterator[io.StringIO]:
+        """The pieces as ``io.StringIO``s, for the reader; ``_current`` is the one it reads.
+        A piece the search scan already took is handed over through ``_pending``."""
+        while True:
+            pending = self._pending
+            if pending is not None:
+                self._pending = None
+                self._current = pending
+            else:
+                text = next(self._text_pieces, None)
+                if text is None:
+                    return
+                self._current = (io.StringIO(text, newline=""), text)
+            yield self._current[0]
 
     def close(self) -> None:
         close = getattr(self._chunks, "close", None)
@@ -222,8 +292,176 @@ class _Rows:
                 if exhausted:
                     break
         except csv.Error as exc:
-            raise self._malformed(f"line {reader.line_num}: {exc}") from None
+            raise self._csv_error(exc) from None
         return rows
+
+    @property
+    def lines_read(self) -> int:
+        """Lines read so far, by the reader or by the search scan."""
+        return self.reader.line_num + self._lines_scanned
+
+    def _csv_error(self, exc: csv.Error) -> MalformedResponse:
+        return self._malformed(f"line {self.lines_read}: {exc}")
+
+    def matches(self, index: int, terms: tuple[str, ...]) -> Iterator[tuple[int, list[str] | None]]:
+        """The rows from here on (row ``index``) that hold every term: ``(index, values)``;
+        and, between them, ``(index, None)``: every row before ``index`` has been seen. The
+        last thing yielded is ``(number of rows, None)``.
+
+        A row matches when each term is in its values joined by ``"\x00"`` and casefolded.
+        Rather than parsing every row, the text is scanned: from a record boundary up to
+        the next line that holds a quote or escape character or is blank, rows are lines
+        (pieces with a lone ``"\r"`` are left to the reader), so the scan looks for the
+        longest term in the casefolded text and parses only the lines it is found in (a
+        term's part between ``"\x00"``s is in a row's casefolded text if the row matches).
+        Such a special line is parsed alone when it holds a whole record; else, and where
+        special lines come thick, the reader parses from there until a row ends.
+        """
+        reader = self.reader
+        dialect = reader.dialect
+        needle = max((part for term in terms for part in term.split("\x00")), key=len)
+        marks = ""  # characters that make a line special
+        if dialect.quotechar and dialect.quoting != csv.QUOTE_NONE:
+            marks += dialect.quotechar
+        if dialect.escapechar:
+            marks += dialect.escapechar
+        # QUOTE_NONNUMERIC turns values into floats: the reader's business, every row.
+        scan_ok = bool(needle) and dialect.quoting != csv.QUOTE_NONNUMERIC
+        infinity = 1 << 62
+
+        def fast(
+            text: str, cf: str | None, a: int, b: int, index: int
+        ) -> Generator[tuple[int, list[str]], None, int]:
+            """The matching rows of ``text[a:b]``, where rows are lines; returns the index
+            of the row after them."""
+            lines: list[str] | None = None  # the stretch's lines, when positions moved
+            if cf is not None:  # casefolding kept the positions: search the piece's
+                hay, lo, hi = cf, a, b
+            else:
+                hay = text[a:b].casefold()
+                lo, hi = 0, len(hay)
+            first = index
+            pos = counted = lo
+            while (found := hay.find(needle, pos, hi)) >= 0:
+                start = hay.rfind("\n", pos, found) + 1 or pos
+                end = hay.find("\n", found, hi) + 1 or hi
+                index += hay.count("\n", counted, start)
+                counted = start
+                if cf is not None:
+                    line = text[start:end]
+                else:
+                    if lines is None:
+                        lines = text[a:b].split("\n")
+                    line = lines[index - first]
+                values = next(csv.reader((line,), dialect))
+                haystack = "\x00".join(values).casefold()
+                if all(term in haystack for term in terms):
+                    yield index, values
+                pos = end
+            index += hay.count("\n", counted, hi)
+            if hi > lo and hay[hi - 1] != "\n":
+                index += 1  # the file's last line, without a line end
+            self._lines_scanned += index - first
+            return index
+
+        def enter(text: str) -> tuple[bool, str | None, list[int]]:
+            """A piece's traits: whether all its rows are the reader's (it has a lone
+            ``"\r"``), its casefolded text if that keeps positions, where the next
+            specials are (unknown yet: -1; a mark character each, then a blank line)."""
+            if not scan_ok or _LONE_CR.search(text):
+                return True, None, []
+            if text.isascii():
+                return False, text.lower(), [-1] * (len(marks) + 1)
+            folded = text.casefold()
+            cf = folded if len(folded) == len(text) else None
+            return False, cf, [-1] * (len(marks) + 1)
+
+        sio: io.StringIO | None
+        sio, text = self._current
+        at = sio.tell()
+        every_row, cf, nexts = enter(text)
+        run = 0  # special rows in a row: many, and the reader takes them in chunks
+        while True:
+            if at >= len(text):
+                yield index, None
+                following = next(self._text_pieces, None)
+                if following is None:
+                    return
+                sio, text, at = None, following, 0
+                every_row, cf, nexts = enter(text)
+            # Where the next row that needs parsing starts.
+            if every_row or (at == 0 and text[:1] in ("\n", "\r")):
+                special = at
+            else:
+                special = infinity
+                for k, mark in enumerate(marks):
+                    where = nexts[k]
+                    if where < at:
+                        found = text.find(mark, at)
+                        where = nexts[k] = found if found >= 0 else infinity
+                    special = min(special, where)
+                where = nexts[-1]
+                if where < at:  # a blank line: "\n\n" or "\n\r\n" (from the "\n" before)
+                    blank = _BLANK.search(text, max(at - 1, 0))
+                    where = nexts[-1] = blank.start() + 1 if blank else infinity
+                special = min(special, where)
+                if special < infinity:
+                    special = max(at, text.rfind("\n", 0, special) + 1)
+                else:
+                    special = len(text)
+            if special > at:
+                index = yield from fast(text, cf, at, special, index)
+                at = special
+                run = 0
+                continue
+            run += 1
+            if not every_row and run < 16:
+                # The special line alone, if it holds a whole record: the reader then does
+                # not ask for the line after it.
+                end = text.find("\n", at) + 1 or len(text)
+                lines = iter((text[at:end], ""))
+                try:
+                    values = next(csv.reader(lines, dialect))
+                except csv.Error as exc:
+                    self._lines_scanned += 1  # the line of the error, for the message
+                    raise self._csv_error(exc) from None
+                if length_hint(lines):
+                    if values:
+                        haystack = "\x00".join(values).casefold()
+                        if all(term in haystack for term in terms):
+                            yield index, values
+                        index += 1
+                    self._lines_scanned += 1
+                    at = end
+                    continue
+            # The reader parses from ``at``: hand it this piece if it reads another one.
+            current = self._current[0]
+            if sio is None or current is not sio:
+                current.seek(0, io.SEEK_END)  # the reader is done with it: it moves on
+                if sio is None:
+                    sio = io.StringIO(text, newline="")
+                self._pending = (sio, text)
+            sio.seek(at)
+            chunk = min(run, 512)
+            try:
+                got = list(islice(reader, chunk))
+            except csv.Error as exc:
+                raise self._csv_error(exc) from None
+            for values in got:
+                if values:
+                    haystack = "\x00".join(values).casefold()
+                    if all(term in haystack for term in terms):
+                        yield index, values
+                    index += 1
+            if len(got) < chunk:  # the end of the file
+                yield index, None
+                return
+            run += chunk
+            if self._current[0] is not sio:  # a field ran on into the following pieces
+                yield index, None
+                sio, text = self._current
+                every_row, cf, nexts = enter(text)
+            at = sio.tell()
 
     def skip(self, count: int) -> int:
         """Skip ``count`` non-blank rows without building items; return how many were."""
@@ -531,17 +769,10 @@ class CSVRows(Repository):
             tuple(values[at] if at < len(values) else restval for at in positions)
         )
 
-    def _builder(self, header: list[str]) -> Callable[[int, list[str]], Item]:
-        """A function (row index, values) -> Item, specialised for this file's options."""
+    def _raw_maker(self, header: list[str]) -> Callable[[list[str]], dict[str, Any]]:
+        """A function values -> the row's raw dict, as ``csv.DictReader`` makes it."""
         width = len(header)
         restkey, restval = self.restkey, self.restval
-        key = self._key(header)
-        fields = self.fields
-        repository = self
-        if header:
-            for column in fields.values():
-                for name in [column] if isinstance(column, str) else column:
-                    self._column(header, name, "fields")
 
         def raw_of(values: list[str]) -> dict[str, Any]:
             if len(values) == width:
@@ -553,6 +784,19 @@ class CSVRows(Repository):
                 for name in header[len(values) :]:
                     raw[name] = restval
             return raw
+
+        return raw_of
+
+    def _builder(self, header: list[str]) -> Callable[[int, list[str]], Item]:
+        """A function (row index, values) -> Item, specialised for this file's options."""
+        raw_of = self._raw_maker(header)
+        key = self._key(header)
+        fields = self.fields
+        repository = self
+        if header:
+            for column in fields.values():
+                for name in [column] if isinstance(column, str) else column:
+                    self._column(header, name, "fields")
 
         def common(raw: dict[str, Any]) -> dict[str, Any]:
             out: dict[str, Any] = {}
@@ -578,43 +822,70 @@ class CSVRows(Repository):
 
         return build
 
-    def _batch_maker(
-        self, rows: _Rows, header: list[str], terms: tuple[str, ...] | None
-    ) -> Callable[[int], tuple[int, list[Item]]]:
-        """A function (index of the next row) -> (rows read, items), run in the worker."""
+    def _batch_maker(self, rows: _Rows, header: list[str]) -> Callable[[int], list[Item]]:
+        """A function (index of the next row) -> the items of the next ``BATCH_ROWS`` rows
+        (fewer only at the end of the file), run in the worker."""
         build = self._builder(header)
+        raw_of = self._raw_maker(header)
         width = len(header)
         repository = self
-        fast = not self.fields and self.identifier is INDEX
+        plain = not self.fields and self.identifier is INDEX
+        reader = rows.reader
 
-        def next_batch(first: int) -> tuple[int, list[Item]]:
-            values = rows.next_rows(BATCH_ROWS)
-            if terms is None:
-                if fast:  # the hot path: no Python call per row but Item()
-                    return len(values), [
-                        Item(str(index), dict(zip(header, row, strict=False)), repository)
-                        if len(row) == width
-                        else build(index, row)
-                        for index, row in zip(count(first), values, strict=False)
+        def next_batch(first: int) -> list[Item]:
+            # Straight from the reader: each row's list is freed once its dict is made;
+            # blank lines (empty rows) are dropped by filter(), in C.
+            values = islice(filter(None, reader), BATCH_ROWS)
+            try:
+                if plain:  # the hot path: no Python call per row
+                    raws = [
+                        dict(zip(header, row, strict=False)) if len(row) == width else raw_of(row)
+                        for row in values
                     ]
-                return len(values), [
-                    build(index, row) for index, row in zip(count(first), values, strict=False)
-                ]
-            if len(terms) == 1:
-                term = terms[0]
-                return len(values), [
-                    build(first + k, row)
-                    for k, row in enumerate(values)
-                    if term in "\x00".join(row).casefold()
-                ]
-            found = []
-            for k, row in enumerate(values):
-                haystack = "\x00".join(row).casefold()
-                if all(term in haystack for term in terms):
-                    found.append(build(first + k, row))
-            return len(values), found
+                    return _RowItems(raws, first, repository)
+                return [build(index, row) for index, row in zip(count(first), values, strict=False)]
+            except csv.Error as exc:
+                raise rows._csv_error(exc) from None
 
         return next_batch
+
+    def _window_maker(
+        self, rows: _Rows, header: list[str], terms: tuple[str, ...], start: int
+    ) -> Callable[[], tuple[list[tuple[int, list[Item], int | None]], bool]]:
+        """A function () -> (windows, whether the file is done), run in the worker.
+
+        A search's batches are windows of ``BATCH_ROWS`` rows from ``start``: each holds the
+        matches of its rows (often none), whatever the text's chunking, so that a cursor
+        (window start + index among its matches) finds the same item again. A call returns
+        the windows completed since the last one, at least one unless the file is done; the
+        last window (shorter) has no next state.
+        """
+        build = self._builder(header)
+        found = rows.matches(start, terms)
+        window = [start, start + BATCH_ROWS, start]  # start, end, rows seen
+        items: list[Item] = []
+
+        def next_windows() -> tuple[list[tuple[int, list[Item], int | None]], bool]:
+            nonlocal items
+            done: list[tuple[int, list[Item], int | None]] = []
+            for index, values in found:
+                while index >= window[1]:  # the rows before index were all seen
+                    done.append((window[0], items, window[1]))
+                    items = []
+                    window[0] = window[1]
+                    window[1] += BATCH_ROWS
+                if values is not None:
+                    items.append(build(index, values))
+                else:
+                    window[2] = index
+                    if done:
+                        return done, False
+            if window[2] > window[0]:  # the last, shorter window
+                done.append((window[0], items, None))
+                window[0] = window[2]
+            return done, True
+
+        return next_windows
 
     async def stream(self, request: PageRequest, state: Any) -> AsyncIterator[tuple[Any, Batch]]:
         if state is None:
@@ -624,16 +895,30 @@ class CSVRows(Repository):
         start = state
         async with self._open() as rows:
             header = await asyncio.to_thread(self._header, rows)
-            next_batch = self._batch_maker(rows, header, request.terms)
+            terms = request.terms
+            if terms is None:
+                next_batch = self._batch_maker(rows, header)
+            else:
+                next_windows = self._window_maker(rows, header, terms, start)
             if start:
                 await asyncio.to_thread(rows.skip, start)
+            if terms is not None:
+                while True:
+                    windows, finished = await asyncio.to_thread(next_windows)
+                    for first, found, end in windows:
+                        yield first, Batch(found, end)
+                    if finished:
+                        return
             position = start
             while True:
-                read, items = await asyncio.to_thread(next_batch, position)
-                if not read:
+                items = await asyncio.to_thread(next_batch, position)
+                if not items:
                     return
-                yield position, Batch(items, position + read)
-                position += read
+                if len(items) < BATCH_ROWS:  # the end of the file
+                    yield position, Batch(items, None)
+                    return
+                yield position, Batch(items, position + len(items))
+                position += len(items)
 
     async def get(self, identifier: str) -> Item:
         """The row with this identifier: skips to it by index (``INDEX``), else scans the
