@@ -873,3 +873,48 @@ async def test_listing_batches_build_items_as_they_are_taken(big_csv: Path) -> N
     assert items[0].repository is repo
     with pytest.raises(IndexError):
         items[BATCH_ROWS]
+
+
+@pytest.mark.parametrize("worker_thread", [True, False])
+async def test_files_parse_the_same_in_a_thread_or_on_the_loop(
+    tmp_path: Path, worker_thread: bool
+) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("id,name\n" + "".join(f"{i},name {i}\n" for i in range(10_000)))
+    async with CSVRows(path, worker_thread=worker_thread) as repo:
+        assert [i.identifier async for i in repo.list()] == [str(i) for i in range(10_000)]
+        assert (await repo.get("9999")).raw == {"id": "9999", "name": "name 9999"}
+        assert [i.identifier async for i in repo.search('"name 777"')] == [
+            "777",
+            *[str(i) for i in range(7770, 7780)],
+        ]
+
+
+async def test_parsing_on_the_loop_lets_other_tasks_run(tmp_path: Path) -> None:
+    import asyncio
+
+    path = tmp_path / "rows.csv"
+    path.write_text("id\n" + "".join(f"{i}\n" for i in range(50_000)))
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    async with CSVRows(path) as repo:
+        assert not repo.worker_thread
+        count = 0
+        async for _ in repo.list():
+            count += 1
+    task.cancel()
+    assert count == 50_000
+    assert ticks >= 50_000 // 4096  # the loop was handed back after every slice
+
+
+def test_a_url_is_always_parsed_in_a_thread() -> None:
+    with pytest.raises(ConfigurationError, match="worker thread"):
+        CSVRows("https://example.com/x.csv", worker_thread=False)
+    assert CSVRows("https://example.com/x.csv").worker_thread
