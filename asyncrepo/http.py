@@ -198,7 +198,6 @@ class RetryPolicy:
         return self.backoff_for(attempt)
 
 
-NO_RETRY = RetryPolicy(attempts=1)
 
 
 # -- responses and caching ------------------------------------------------------------------

@@ -129,3 +129,22 @@ async def test_open_builds_the_right_repository(
         assert repo.name == name
     finally:
         await repo.aclose()
+
+
+async def test_register_a_name_and_a_scheme_at_run_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    monkeypatch.setattr(registry, "_schemes", dict(registry._schemes))
+    registry.register("example.notes", "tests.test_core_repository:Notes", summary="notes")
+    from tests.test_core_repository import Notes
+
+    assert registry.get_class("example.notes") is Notes
+    registry.register_scheme("notes", "tests.test_core_registry:notes_from_uri")
+    repo = asyncrepo.open("notes://anything", count=3)
+    assert isinstance(repo, Notes)
+    assert [i.identifier async for i in repo.list()] == ["0", "1", "2"]
+
+
+def notes_from_uri(parts: Any, options: dict[str, Any]) -> Any:
+    from tests.test_core_repository import Notes, make_records
+
+    return Notes(make_records(options.get("count", 1)))
