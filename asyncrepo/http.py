@@ -198,8 +198,6 @@ class RetryPolicy:
         return self.backoff_for(attempt)
 
 
-
-
 # -- responses and caching ------------------------------------------------------------------
 
 
