@@ -306,11 +306,11 @@ class Repository:
             lambda page_state: self.fetch_page(request, page_state),
             state,
             concurrency=self.page_concurrency,
-            track=self._background,
+            track=self.background_tasks,
         )
 
     @property
-    def _background(self) -> set[asyncio.Task[Any]]:
+    def background_tasks(self) -> set[asyncio.Task[Any]]:
         """Page fetches running ahead of their consumer; ``aclose()`` cancels them."""
         tasks: set[asyncio.Task[Any]] | None = self.__dict__.get("_background_tasks")
         if tasks is None:

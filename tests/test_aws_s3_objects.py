@@ -511,3 +511,14 @@ def test_repr_never_shows_the_secret() -> None:
     assert SECRET_KEY not in repr(repo)
     assert SECRET_KEY not in repr(repo.client)
     assert "s3://bucket/prefix/" in repr(repo)
+
+
+async def test_aclose_cancels_the_prefetch_of_an_abandoned_stream(s3: MotoS3) -> None:
+    fill(s3, "abandoned", big_keys())
+    repo = objects(s3, "abandoned")
+    stream = repo.list_pages(page_size=1000)
+    await anext(stream)  # the next page is being prefetched now
+    await repo.aclose()  # the caller never closes the stream
+    assert not [task for task in repo.background_tasks if not task.done()]
+    assert repo.client._client is None  # no client reopened behind our back
+    await stream.aclose()  # type: ignore[attr-defined]

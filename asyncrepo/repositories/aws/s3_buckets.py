@@ -87,6 +87,7 @@ class S3Buckets(Repository):
         return "<S3Buckets aws.s3_buckets" + (f" endpoint={endpoint!r}>" if endpoint else ">")
 
     async def aclose(self) -> None:
+        await super().aclose()  # cancels page fetches of abandoned streams first
         await self.client.aclose()
 
     # -- options --------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from ...exceptions import (
     ItemNotFound,
     MalformedResponse,
 )
-from ...pagination import Batch, pump
+from ...pagination import Batch
 from ...repository import Capabilities, Item, PageRequest, Repository
 from ._client import AWSClient, jsonable, session_options
 
@@ -271,6 +271,7 @@ class S3Objects(Repository):
         return f"s3://{self.bucket_name}/{key}"
 
     async def aclose(self) -> None:
+        await super().aclose()  # cancels page fetches of abandoned streams first
         await self.client.aclose()
 
     # -- options --------------------------------------------------------------------------
@@ -309,11 +310,7 @@ class S3Objects(Repository):
         # The first page gets an explicit state too, so that cursors into it record the
         # MaxKeys it was fetched with.
         start = self._first_state(request) if state is None else state
-        return pump(
-            lambda page_state: self.fetch_page(request, page_state),
-            start,
-            concurrency=self.page_concurrency,
-        )
+        return super().stream(request, start)
 
     def _parse_state(self, state: Any) -> tuple[str | None, int]:
         if (

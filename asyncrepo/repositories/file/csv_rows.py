@@ -603,6 +603,7 @@ class CSVRows(Repository):
         return f"<CSVRows {where!r} identifier={self.identifier!r}>"
 
     async def aclose(self) -> None:
+        await super().aclose()
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()

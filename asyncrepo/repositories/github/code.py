@@ -255,6 +255,7 @@ class Code(GitHubRepository):
             lambda page_state: self.fetch_page(request, page_state, following=first()),
             state,
             concurrency=self.page_concurrency,
+            track=self.background_tasks,
         )
         return self.filtered(batches, self._item_in_scope)
 

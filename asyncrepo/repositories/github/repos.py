@@ -313,12 +313,14 @@ class Repos(GitHubRepository):
                 lambda page_state: self._recent_page(request, page_state),
                 state,
                 concurrency=1,
+                track=self.background_tasks,
             )
         first = FirstCall()
         batches = pump(
             lambda page_state: self.fetch_page(request, page_state, following=first()),
             state,
             concurrency=self.page_concurrency,
+            track=self.background_tasks,
         )
         if request.since is None:
             return batches
@@ -448,6 +450,7 @@ class Repos(GitHubRepository):
                 _SliceFetch(self, request, query, start, first),
                 start,
                 concurrency=self.page_concurrency,
+                track=self.background_tasks,
             )
             filtered = self.filtered(batches, keep)
             try:

@@ -208,7 +208,7 @@ class Issues(RESTRepository):
                 lambda page_state: RESTRepository.fetch_page(self, request, page_state),
                 state,
                 concurrency=self.page_concurrency,
-                track=self._background,
+                track=self.background_tasks,
             )
         try:
             async for pair in inner:
@@ -306,7 +306,7 @@ class Issues(RESTRepository):
     def _start(self, work: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
         """A task the repository's ``aclose()`` cancels if its stream was abandoned."""
         task = asyncio.ensure_future(work)
-        background = self._background
+        background = self.background_tasks
         background.add(task)
         task.add_done_callback(background.discard)
         return task
