@@ -51,9 +51,26 @@ from ...http import redact_url
 __all__ = [
     "DEFAULT_RETRIES",
     "AWSClient",
+    "check_search_mode",
     "jsonable",
     "map_error",
 ]
+
+_MODES = ("prefix", "contains")
+
+
+def check_search_mode(operation: str, options: Mapping[str, Any], source: str) -> None:
+    """The ``mode`` option both S3 repositories take: ``"prefix"`` (the vendor filters by
+    prefix) or ``"contains"`` (a naive scan), for search only."""
+    if "mode" not in options:
+        return
+    if operation != "search":
+        raise InvalidQuery("mode= applies to search only", source=source)
+    if options["mode"] not in _MODES:
+        raise InvalidQuery(
+            f"mode must be 'prefix' or 'contains', not {options['mode']!r}", source=source
+        )
+
 
 #: botocore's retry configuration for every AWS repository (override with
 #: ``client_kwargs={"config": AioConfig(retries=...)}``).

@@ -23,20 +23,18 @@ from typing import Any, ClassVar
 
 from ...exceptions import (
     ConfigurationError,
-    InvalidQuery,
     ItemNotFound,
     MalformedResponse,
     PermissionDenied,
 )
 from ...pagination import Batch
 from ...repository import Capabilities, Item, PageRequest, Repository
-from ._client import AWSClient, jsonable, session_options
+from ._client import AWSClient, check_search_mode, jsonable, session_options
 
 __all__ = ["S3Buckets"]
 
 #: ListBuckets' page cap.
 MAX_BUCKETS = 10_000
-_MODES = ("prefix", "contains")
 
 
 class S3Buckets(Repository):
@@ -93,14 +91,7 @@ class S3Buckets(Repository):
     # -- options --------------------------------------------------------------------------
 
     def check_options(self, operation: str, options: Mapping[str, Any]) -> None:
-        if "mode" in options:
-            if operation != "search":
-                raise InvalidQuery("mode= applies to search only", source=self.name)
-            if options["mode"] not in _MODES:
-                raise InvalidQuery(
-                    f"mode must be 'prefix' or 'contains', not {options['mode']!r}",
-                    source=self.name,
-                )
+        check_search_mode(operation, options, self.name)
 
     def search_is_naive(self, options: Mapping[str, Any]) -> bool:
         return options.get("mode") == "contains"

@@ -43,13 +43,12 @@ from ...exceptions import (
 )
 from ...pagination import Batch
 from ...repository import Capabilities, Item, PageRequest, Repository
-from ._client import AWSClient, jsonable, session_options
+from ._client import AWSClient, check_search_mode, jsonable, session_options
 
 __all__ = ["TEXT_EXTENSIONS", "TEXT_TYPES", "ObjectStream", "S3Objects"]
 
 #: ListObjectsV2's page cap.
 MAX_KEYS = 1000
-_MODES = ("prefix", "contains")
 DEFAULT_CHUNK_SIZE = 1 << 20
 
 #: Content types read as text with ``text=True`` (a trailing ``/`` matches a whole family;
@@ -282,14 +281,7 @@ class S3Objects(Repository):
             raise InvalidQuery(
                 f"delimiter must be a non-empty string, not {delimiter!r}", source=self.name
             )
-        if "mode" in options:
-            if operation != "search":
-                raise InvalidQuery("mode= applies to search only", source=self.name)
-            if options["mode"] not in _MODES:
-                raise InvalidQuery(
-                    f"mode must be 'prefix' or 'contains', not {options['mode']!r}",
-                    source=self.name,
-                )
+        check_search_mode(operation, options, self.name)
 
     def search_is_naive(self, options: Mapping[str, Any]) -> bool:
         return options.get("mode") == "contains"
