@@ -22,6 +22,7 @@ from asyncrepo import (
     Repository,
     UnsupportedOption,
 )
+from asyncrepo.repository import plain_items
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -237,6 +238,20 @@ async def test_item_is_slotted_and_serialisable() -> None:
     assert orjson.loads(orjson.dumps(data))["raw"]["title"] == "Note 0"
     # An item costs little beyond its raw dict.
     assert sys.getsizeof(item) < 150
+
+
+def test_plain_items_are_items_like_any_other() -> None:
+    repo = Notes(make_records(1))
+    raws = [{"n": 1}, {"n": 2}]
+    fast = list(plain_items(["a", "b", "ignored"], raws, repo))
+    slow = [Item("a", raws[0], repo), Item("b", raws[1], repo)]
+    assert len(fast) == 2 and all(type(item) is Item for item in fast)
+    for made, expected in zip(fast, slow, strict=True):
+        # Every slot is set (no AttributeError), to what Item() would set it to.
+        assert {n: getattr(made, n) for n in Item.__slots__} == {
+            n: getattr(expected, n) for n in Item.__slots__
+        }
+    assert fast[1].raw is raws[1] and fast[0].to_dict() == slow[0].to_dict()
 
 
 async def test_page_is_a_sequence() -> None:

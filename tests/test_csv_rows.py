@@ -26,7 +26,7 @@ from asyncrepo import (
     Page,
     UnsupportedOption,
 )
-from asyncrepo.repositories.file.csv_rows import BATCH_ROWS, INDEX, CSVRows
+from asyncrepo.repositories.file.csv_rows import BATCH_ROWS, INDEX, SLICE_ROWS, WINDOW_ROWS, CSVRows
 
 N_BIG = 10_000  # more than two internal batches of 4096 rows
 
@@ -233,8 +233,8 @@ async def test_fieldnames_option_reads_the_first_line_as_data(tmp_path: Path) ->
 
 async def test_blank_lines_are_skipped_and_not_counted(tmp_path: Path) -> None:
     path = tmp_path / "blanks.csv"
-    # Leading blank lines before the header, and a run of blank lines longer than a batch.
-    path.write_text("\n\nid,v\n1,a\n" + "\n" * (BATCH_ROWS * 2 + 5) + "2,b\n\n3,c\n")
+    # Leading blank lines before the header, and a run of blank lines longer than a slice.
+    path.write_text("\n\nid,v\n1,a\n" + "\n" * (SLICE_ROWS * 2 + 5) + "2,b\n\n3,c\n")
     repo = CSVRows(path)
     items = await collect(repo.list())
     assert [(i.identifier, i.raw) for i in items] == [
@@ -275,6 +275,32 @@ async def test_ragged_rows_follow_dictreader_with_restkey_extra(tmp_path: Path) 
     by_c = CSVRows(path, identifier="c")
     assert [i.identifier async for i in by_c.list()] == ["3", "None", "8"]
     assert (await by_c.get("None")).raw["a"] == "4"
+
+
+@pytest.mark.parametrize("width", [1, 3, 8, 300])
+async def test_row_dicts_match_dictreader(tmp_path: Path, width: int) -> None:
+    """Rows' dicts are built by generated code up to 256 columns (dict(zip()) beyond):
+    repeated names (the last value wins, at the first name's place) and ragged rows in
+    some batches, not others, come out as csv.DictReader makes them."""
+    header = [f"c{k % max(width - 1, 1)}" for k in range(width)]  # the last name repeats
+    rows = [[f"{r}.{k}" for k in range(width)] for r in range(3 * BATCH_ROWS + 5)]
+    rows[BATCH_ROWS + 3] = rows[BATCH_ROWS + 3][:-1] or [""]  # short (or blank-free)
+    rows[2 * BATCH_ROWS + 9] = [*rows[2 * BATCH_ROWS + 9], "x", "y"]  # long
+    path = write_csv(tmp_path / "w.csv", header, rows)
+    with path.open(newline="") as f:
+        expected = list(csv.DictReader(f, restkey="_extra"))
+    items = await collect(CSVRows(path).list())
+    assert [i.raw for i in items] == expected
+    assert [list(i.raw) for i in items] == [list(row) for row in expected]
+
+
+@pytest.mark.parametrize("rows", [BATCH_ROWS, 2 * BATCH_ROWS, SLICE_ROWS, SLICE_ROWS + 1])
+async def test_a_listing_ending_at_a_batch_or_slice_edge(tmp_path: Path, rows: int) -> None:
+    path = write_csv(tmp_path / "e.csv", ["n"], [[str(k)] for k in range(rows)])
+    repo = CSVRows(path)
+    assert [i.raw["n"] for i in await collect(repo.list())] == [str(k) for k in range(rows)]
+    pages = await all_pages(repo.list_pages(page_size=BATCH_ROWS))
+    assert sum(len(p) for p in pages) == rows and pages[-1].cursor is None
 
 
 async def test_binary_garbage_is_a_clear_malformed_response(tmp_path: Path) -> None:
@@ -756,13 +782,13 @@ async def test_search_scan_with_dialects_and_lone_carriage_returns(tmp_path: Pat
 
 @pytest.mark.parametrize("page_size", [1, 2, 3, 5])
 async def test_search_windows_pages_and_cursors(tmp_path: Path, page_size: int) -> None:
-    """Matches at the edges of the BATCH_ROWS windows, windows without any; every page's
+    """Matches at the edges of the WINDOW_ROWS windows, windows without any; every page's
     cursor resumes in a fresh repository (the windows do not depend on the chunking)."""
-    hits = {0, 1, BATCH_ROWS - 1, BATCH_ROWS, BATCH_ROWS + 1, 2 * BATCH_ROWS - 1}
-    hits |= {4 * BATCH_ROWS, 4 * BATCH_ROWS + 7, 5 * BATCH_ROWS + 16}  # windows 2, 3: none
-    total = 5 * BATCH_ROWS + 17
+    hits = {0, 1, WINDOW_ROWS - 1, WINDOW_ROWS, WINDOW_ROWS + 1, 2 * WINDOW_ROWS - 1}
+    hits |= {4 * WINDOW_ROWS, 4 * WINDOW_ROWS + 7, 5 * WINDOW_ROWS + 16}  # windows 2, 3: none
+    total = 5 * WINDOW_ROWS + 17
     rows = [[str(k), "Needle" if k in hits else "hay", "x" * (k % 50)] for k in range(total)]
-    rows[BATCH_ROWS + 1][2] = '"quoted\nneedle"'
+    rows[WINDOW_ROWS + 1][2] = '"quoted\nneedle"'
     path = write_csv(tmp_path / "w.csv", ["n", "tag", "pad"], rows)
     repo = CSVRows(path)
     pages = await all_pages(repo.search_pages("needle", page_size=page_size))
@@ -779,7 +805,7 @@ async def test_search_windows_pages_and_cursors(tmp_path: Path, page_size: int) 
 async def test_search_windows_do_not_depend_on_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rows = [[str(k), "needle" if k % 997 == 3 else "hay"] for k in range(3 * BATCH_ROWS)]
+    rows = [[str(k), "needle" if k % 997 == 3 else "hay"] for k in range(3 * WINDOW_ROWS)]
     path = write_csv(tmp_path / "c.csv", ["n", "tag"], rows)
     batches = []
     for size in (1 << 20, 333, 50_000):
@@ -793,7 +819,7 @@ async def test_search_windows_do_not_depend_on_chunks(
             ]
         )
     assert batches[0] == batches[1] == batches[2]
-    assert [state for state, _, _ in batches[0]] == [0, BATCH_ROWS, 2 * BATCH_ROWS]
+    assert [state for state, _, _ in batches[0]] == [0, WINDOW_ROWS, 2 * WINDOW_ROWS]
 
 
 _PARTS = ["a", "b", "ß", "SS", "İ", "i", " ", ",", '"', "\n", "\r\n", "x", "é"]
