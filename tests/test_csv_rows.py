@@ -940,7 +940,22 @@ async def test_parsing_on_the_loop_lets_other_tasks_run(tmp_path: Path) -> None:
     assert ticks >= 50_000 // 4096  # the loop was handed back after every slice
 
 
-def test_a_url_is_always_parsed_in_a_thread() -> None:
-    with pytest.raises(ConfigurationError, match="worker thread"):
-        CSVRows("https://example.com/x.csv", worker_thread=False)
-    assert CSVRows("https://example.com/x.csv").worker_thread
+@pytest.mark.parametrize("worker_thread", [True, False])
+async def test_where_parsing_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker_thread: bool
+) -> None:
+    import asyncio
+
+    hops = 0
+    to_thread = asyncio.to_thread
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return await to_thread(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    path = write_csv(tmp_path / "t.csv", ["n"], [[str(k)] for k in range(3 * SLICE_ROWS)])
+    async with CSVRows(path, worker_thread=worker_thread) as repo:
+        assert len(await collect(repo.list())) == 3 * SLICE_ROWS
+        assert (hops > 0) is worker_thread

@@ -182,6 +182,49 @@ async def test_list_a_url(server: CSVServer, chunked: bool) -> None:
     assert "text/csv" in sent.get("Accept", "")
 
 
+@pytest.mark.parametrize("worker_thread", [False, True])
+@pytest.mark.parametrize("gzipped", [False, True])
+async def test_a_url_listing_matches_dictreader_whatever_the_chunks(
+    server: CSVServer, monkeypatch: pytest.MonkeyPatch, worker_thread: bool, gzipped: bool
+) -> None:
+    """Multi-line quoted fields, "\r\n" and blank lines, cut by the server's writes and
+    by the network anywhere (the server writes 50,000 bytes at a time; a read takes what
+    has come): the rows are DictReader's, on the loop or in a thread."""
+    import gzip
+
+    rows = []
+    for i in range(20_000):
+        body = f'"line one\r\nline ""two""\n{i}"' if i % 3 else f"plain {i}"
+        rows.append(f"{i},{body},{'x' * (i % 97)}\r\n" + ("\r\n" if i % 1000 == 5 else ""))
+    text = "id,body,pad\r\n" + "".join(rows)
+    data = text.encode()
+    server.files["/tricky.csv"] = Served(gzip.compress(data) if gzipped else data)
+    expected = list(csv.DictReader(io.StringIO(text, newline="")))
+    async with CSVRows(server.url("/tricky.csv"), worker_thread=worker_thread) as repo:
+        assert [i.raw async for i in repo.list()] == expected
+        pages = [p async for p in repo.list_pages(page_size=333)]
+        cursor = pages[10].cursor
+        assert cursor is not None
+        rest = [i.raw async for p in repo.list_pages(page_size=333, cursor=cursor) for i in p]
+        assert rest == expected[11 * 333 :]
+
+
+async def test_a_url_listing_lets_other_tasks_run(server: CSVServer) -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    async with CSVRows(server.url("/big.csv")) as repo:
+        assert len(await collect(repo.list())) == N_ROWS
+    task.cancel()
+    assert ticks >= N_ROWS // 4096
+
+
 async def test_cursor_resumes_on_a_url(server: CSVServer) -> None:
     async with CSVRows(server.url("/big.csv"), identifier="id") as repo:
         stream = repo.list_pages(page_size=4000)
