@@ -140,8 +140,8 @@ def test_dialects_have_a_probe(kwargs: dict[str, Any]) -> None:
 
 
 def decoded(data: bytes, size: int, encoding: str | None = None, charset: str | None = None) -> str:
-    decoder = TextDecoder(encoding, charset, Malformed)
     parts: list[str] = []
+    decoder = TextDecoder(encoding, charset, Malformed, lambda: "".join(parts).count("\n"))
     for at in range(0, len(data), size):
         parts += decoder.push(data[at : at + size])
     parts += decoder.finish()

@@ -31,8 +31,8 @@ class TextDecoder:
     members are read one after the other), decoded with ``encoding``, else the BOM, else the
     server's ``charset``, else UTF-8 (a UTF-8 BOM is dropped).
 
-    Errors are ``malformed(message)``, naming the line: the bytes decoded so far count their
-    line ends, so the number is right wherever the parser is.
+    Errors are ``malformed(message)``, naming the line: ``lines_before()`` is the number of
+    lines in the text handed out so far (counting them here would cost a scan of every byte).
     """
 
     def __init__(
@@ -40,17 +40,18 @@ class TextDecoder:
         encoding: str | None,
         charset: str | None,
         malformed: Callable[[str], Exception],
+        lines_before: Callable[[], int] = lambda: 0,
     ) -> None:
         self._encoding = encoding
         self._charset = charset
         self._malformed = malformed
+        self._lines_before = lines_before
         self._gzip: bool | None = None  # unknown until two bytes are seen
         self._magic = b""  # the bytes before that
         self._inflate: Any = None
         self._decoder: codecs.IncrementalDecoder | None = None
         self._bom = b""  # the first plain bytes, until four show whether there is a BOM
         self._encoding_used = ""
-        self._lines = 0  # "\n"s in the bytes decoded so far
 
     def push(self, data: bytes) -> Iterator[str]:
         """The text these bytes complete (in pieces)."""
@@ -128,27 +129,42 @@ class TextDecoder:
         try:
             text = self._decoder.decode(data, final)
         except UnicodeDecodeError as exc:
-            line = self._lines + data[: max(exc.start, 0)].count(b"\n") + 1
+            line = self._lines_before() + data[: max(exc.start, 0)].count(b"\n") + 1
             raise self._malformed(
                 f"line {line}: bytes that are not valid {self._encoding_used} "
                 f"({exc.reason}); pass encoding= if the file uses another one"
             ) from None
-        self._lines += data.count(b"\n")
         return text
+
+
+#: Line ends besides "\n" and "\r" that ``str.splitlines`` splits at and the csv module
+#: (reading ``open(newline="")`` lines) does not.
+_OTHER_LINE_ENDS = ("\v", "\f", "\x1c", "\x1d", "\x1e")
+_OTHER_LINE_ENDS_UNICODE = ("\x85", "\u2028", "\u2029")
+
+
+def split_lines(text: str) -> list[str]:
+    """``text``'s lines with their ends, as ``open(newline="")`` reads them ("\n", "\r\n"
+    or "\r"; the last one may have none). ``str.splitlines`` when it splits the same way:
+    an ``io.StringIO`` would first copy the text into a buffer four times its size."""
+    ends = _OTHER_LINE_ENDS if text.isascii() else _OTHER_LINE_ENDS + _OTHER_LINE_ENDS_UNICODE
+    if any(end in text for end in ends):
+        return list(io.StringIO(text, newline=""))
+    return text.splitlines(keepends=True)
 
 
 class CompleteRecords:
     """Text in, rows out: only rows of records known to be complete, so that parsing never
     needs text that has not arrived, and never guesses where a record ends.
 
-    Text is parsed up to its last line end, a stretch at a time, by a ``csv.reader`` that
-    starts at a record boundary; after the stretch comes a probe line (a private-use
-    character, quoted). Parsed from a record's start, the probe is a row of its own: then
-    every record of the stretch was complete. If the stretch ended inside a record (a quoted
-    field running on), the probe is swallowed into it: that last row is dropped, and its
-    text is parsed again with the text that follows. Where it starts is found by parsing the
-    stretch again up to it, which happens only when a chunk ends inside a record. The csv
-    module decides every boundary; nothing here counts quotes.
+    Text is cut into lines; the complete lines are parsed a stretch at a time by a
+    ``csv.reader`` that starts at a record boundary, and after the stretch comes a probe line
+    (a private-use character, quoted). Parsed from a record's start, the probe is a row of
+    its own: then every record of the stretch was complete. If the stretch ended inside a
+    record (a quoted field running on), the probe is swallowed into it: that last row is
+    dropped, and its lines are parsed again with the lines that follow. Which lines those
+    are is found by parsing the stretch again up to them, which happens only when a chunk
+    ends inside a record. The csv module decides every boundary; nothing here counts quotes.
 
     ``usable(csv_kwargs)`` says whether a dialect allows this (the probe must parse as one
     row of one value).
@@ -160,12 +176,13 @@ class CompleteRecords:
         self._kwargs = csv_kwargs
         self._error = error
         self._probe, self._probe_row = _probe(csv_kwargs)  # ValueError: see usable()
-        self._text: list[str] = []  # text not parsed yet, from a record boundary
-        self._size = 0
-        self._retry_at = 0  # a record ran past the text: wait for this much text
+        self._lines: list[str] = []  # complete lines not parsed yet, from a record boundary
+        self._tail = ""  # the line after them, not ended yet (or ended by a last "\r")
+        self._size = 0  # characters in _lines
+        self._retry_at = 0  # a record ran past the lines: wait for this many characters
         self._final = False
-        self._reader: Any = None  # the current stretch's reader, its text and probe
-        self._stretch = ""
+        self._reader: Any = None  # the current stretch's reader, its lines and probe
+        self._stretch: list[str] = []
         self._probe_left: Iterator[str] = iter(())
         self._probing = False  # whether the stretch ends with the probe (all but the last)
         self._taken = 0  # rows (blank ones too) taken from the stretch's reader
@@ -184,19 +201,38 @@ class CompleteRecords:
         reader = self._reader
         return self._lines_before + (reader.line_num if reader is not None else 0)
 
+    @property
+    def lines_pushed(self) -> int:
+        """Lines ended in the text pushed so far."""
+        return self._lines_before + len(self._stretch) + len(self._lines)
+
     def push(self, text: str) -> None:
-        if text:
-            self._text.append(text)
-            self._size += len(text)
+        if not text:
+            return
+        lines = split_lines(text)
+        tail = self._tail
+        if tail:
+            if tail[-1] != "\r" or text[0] == "\n":  # the same line goes on
+                lines[0] = tail + lines[0]
+            else:  # the "\r" was a line end of its own
+                lines.insert(0, tail)
+        last = lines[-1]
+        # Unended, or ended by a "\r" that a "\n" in the next text may belong to.
+        self._tail = lines.pop() if last[-1] not in "\r\n" or last[-1] == "\r" else ""
+        self._lines += lines
+        self._size += len(text) + len(tail) - len(self._tail)
 
     def finish(self) -> None:
         """No more text: the rest is parsed as it is (a record cut short ends there)."""
         self._final = True
+        if self._tail:
+            self._lines.append(self._tail)
+            self._tail = ""
 
     @property
     def exhausted(self) -> bool:
         """Whether every row has been handed out (only after ``finish()``)."""
-        return self._final and self._reader is None and not self._text
+        return self._final and self._reader is None and not self._lines
 
     def rows(self, count: int) -> list[list[str]]:
         """Up to ``count`` complete rows, blank lines skipped; fewer when the text so far
@@ -233,55 +269,34 @@ class CompleteRecords:
         return out
 
     def _next_stretch(self) -> bool:
-        """A reader over the text up to its last line end (all of it at the end)."""
-        if self._size < self._retry_at and not self._final:
+        """A reader over the complete lines (all of them, at the end), and then the probe."""
+        if not self._lines or (self._size < self._retry_at and not self._final):
             return False
-        text = "".join(self._text)
-        if not text:
-            return False
-        if self._final:
-            stretch, rest = text, ""
-            probe: tuple[str, ...] = ()
-        else:
-            # Not after a final "\r": a "\n" may follow it in the next text.
-            end = len(text) - 1 if text.endswith("\r") else len(text)
-            cut = text.rfind("\n", 0, end)
-            cut = max(cut, text.rfind("\r", cut + 1, end)) + 1  # a "\r" only after it
-            if not cut:
-                self._text, self._size = [text], len(text)
-                self._retry_at = self._size + 1
-                return False
-            stretch, rest = text[:cut], text[cut:]
-            probe = (self._probe,)
-        self._text = [rest] if rest else []
-        self._size = len(rest)
+        self._stretch, self._lines = self._lines, []
+        self._size = 0
         self._retry_at = 0
-        self._stretch = stretch
+        probe = () if self._final else (self._probe,)
         self._probe_left = iter(probe)
         self._probing = bool(probe)
-        self._reader = csv.reader(
-            chain(io.StringIO(stretch, newline=""), self._probe_left), **self._kwargs
-        )
+        self._reader = csv.reader(chain(self._stretch, self._probe_left), **self._kwargs)
         self._taken = 0
         return True
 
     def _end_stretch(self, complete: int | None) -> None:
         """The stretch is done: all of it (``None``), or its first ``complete`` rows, the
-        rest going back in front of the text still to parse."""
+        rest going back in front of the lines still to parse."""
         reader, self._reader = self._reader, None
+        stretch, self._stretch = self._stretch, []
         if complete is None:
             self._lines_before += reader.line_num - (1 if self._probing else 0)
-            self._stretch = ""
             return
-        again = io.StringIO(self._stretch, newline="")
-        counter = csv.reader(again, **self._kwargs)
+        counter = csv.reader(stretch, **self._kwargs)
         for _ in islice(counter, complete):  # the complete records, once more
             pass
         self._lines_before += counter.line_num
-        rest = self._stretch[again.tell() :]
-        self._stretch = ""
-        self._text.insert(0, rest)
-        self._size += len(rest)
+        rest = stretch[counter.line_num :]
+        self._lines[:0] = rest
+        self._size += sum(map(len, rest))
         # Parse again once the text has grown by as much: a record running over many
         # chunks is parsed a number of times logarithmic in its size, not linear.
         self._retry_at = 2 * self._size

@@ -200,7 +200,9 @@ class _Rows:
         return MalformedResponse(f"{self._where}: {message}", source=CSVRows.name)
 
     def _texts(self) -> Iterator[str]:
-        decoder = TextDecoder(self._encoding, self._charset, self._malformed)
+        decoder = TextDecoder(
+            self._encoding, self._charset, self._malformed, lambda: self.lines_read
+        )
         for chunk in self._chunks:
             yield from decoder.push(chunk)
         yield from decoder.finish()
@@ -976,8 +978,10 @@ class CSVRows(Repository):
             return malformed(f"line {line}: {exc}")
 
         async with self._bytes() as source:
-            decoder = TextDecoder(self.encoding, source.charset, malformed)
             records = CompleteRecords(self.csv_kwargs, csv_error)
+            decoder = TextDecoder(
+                self.encoding, source.charset, malformed, lambda: records.lines_pushed
+            )
             finished = False
 
             async def take(count: int) -> list[list[str]]:
