@@ -1,14 +1,19 @@
 """Rows of a CSV file or URL (``.csv`` or gzip-compressed ``.csv.gz``).
 
 Speed and memory: the file is read in 1 MiB chunks, decoded incrementally and parsed by the
-C ``csv`` module in slices of ``SLICE_ROWS`` rows (a URL in a worker thread, which bridges
-the network stream to the synchronous parser; a local file on the event loop's thread,
-handing the loop back after each slice, unless ``worker_thread=True``), which give batches
-of rows' raw dicts; each ``Item`` is made as the consumer takes it (see ``_RowItems``).
-Memory stays flat in the file size (unless ``cache="memory"``). A naive search scans the
-text for the longest term and parses only the rows it is found in (see ``_Rows.matches``);
-its batches are fixed windows of rows, so cursors do not depend on the chunking. A get by
-row index skips rows without building them.
+C ``csv`` module; memory stays flat in the file size (unless ``cache="memory"``).
+
+* A listing is parsed on the event loop's thread as the bytes arrive (``_pushed_batches``):
+  ``CompleteRecords`` parses only the records the csv module shows complete, so nothing
+  waits for bytes. Rows' dicts come from generated code (``_raws_maker``) in batches of
+  ``BATCH_ROWS``, and each ``Item`` is made as the consumer takes it (``_RowItems``).
+* A search and a get pull their bytes as they parse (``_Rows``): a local file's on the loop
+  in slices of ``SLICE_ROWS`` rows, a URL's in a worker thread, which waits for each network
+  chunk from the loop. A naive search scans the text for the longest term and parses only
+  the rows it is found in (see ``_Rows.matches``); its batches are fixed windows of rows, so
+  cursors do not depend on the chunking. A get by row index skips rows without building
+  them.
+* ``worker_thread=True`` runs all parsing in a worker thread, listings too (``_Rows``).
 
 Ragged rows follow ``csv.DictReader``: values past the header go to a list under
 ``restkey`` (default ``"_extra"``, JSON-friendly where DictReader uses ``None``), missing
