@@ -179,7 +179,7 @@ class CompleteRecords:
         self._lines: list[str] = []  # complete lines not parsed yet, from a record boundary
         self._tail = ""  # the line after them, not ended yet (or ended by a last "\r")
         self._size = 0  # characters in _lines
-        self._retry_at = 0  # a record ran past the lines: wait for this many characters
+        self._retry_at = 0  # a record ran past the lines: parse at this many characters
         self._final = False
         self._reader: Any = None  # the current stretch's reader, its lines and probe
         self._stretch: list[str] = []
@@ -296,10 +296,11 @@ class CompleteRecords:
         self._lines_before += counter.line_num
         rest = stretch[counter.line_num :]
         self._lines[:0] = rest
-        self._size += sum(map(len, rest))
-        # Parse again once the text has grown by as much: a record running over many
-        # chunks is parsed a number of times logarithmic in its size, not linear.
-        self._retry_at = 2 * self._size
+        started = sum(map(len, rest))  # the record's text so far
+        self._size += started
+        # Parse again once as much text again has come: a record running over many chunks
+        # is parsed a number of times logarithmic in its size, not linear.
+        self._retry_at = 2 * started
 
 
 def _probe(csv_kwargs: Mapping[str, Any]) -> tuple[str, list[str]]:

@@ -107,7 +107,7 @@ class _RowItems(list[Item]):
     dicts and makes each ``Item`` (its row index for identifier) when it is iterated over or
     indexed, so a fresh ``Item`` each time.
 
-    Why: a batch of ready ``Item``s keeps thousands of objects alive that the cyclic garbage
+    Why: a batch of ready ``Item``s keeps hundreds of objects alive that the cyclic garbage
     collector tracks (dicts of strings it does not), so it ran over and over during a
     listing, a third of its time; an item made on the way out dies young, as the consumer
     drops it. Only what the core asks of a batch's items is supported: ``len``, iteration,
