@@ -27,6 +27,7 @@ from asyncrepo import (
     UnsupportedOption,
 )
 from asyncrepo.repositories.file.csv_rows import BATCH_ROWS, INDEX, SLICE_ROWS, WINDOW_ROWS, CSVRows
+from tests._loop_turns import loop_turns
 
 N_BIG = 10_000  # more than two internal batches of 4096 rows
 
@@ -917,27 +918,20 @@ async def test_files_parse_the_same_in_a_thread_or_on_the_loop(
 
 
 async def test_parsing_on_the_loop_lets_other_tasks_run(tmp_path: Path) -> None:
-    import asyncio
-
     path = tmp_path / "rows.csv"
     path.write_text("id\n" + "".join(f"{i}\n" for i in range(50_000)))
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    task = asyncio.create_task(ticker())
-    async with CSVRows(path) as repo:
+    async with loop_turns() as turns, CSVRows(path) as repo:
         assert not repo.worker_thread
-        count = 0
-        async for _ in repo.list():
-            count += 1
-    task.cancel()
-    assert count == 50_000
-    assert ticks >= 50_000 // 4096  # the loop was handed back after every slice
+        assert len(await collect(repo.list())) == 50_000
+        listed = turns.count
+        assert (await repo.get("49999")).raw == {"id": "49999"}
+        got = turns.count
+        assert [i.identifier async for i in repo.search("49998")] == ["49998"]
+    # The loop was handed back after every slice of a listing, of a get's skipping (8,192
+    # rows on the loop), and during a search.
+    assert listed >= 50_000 // SLICE_ROWS
+    assert got - listed >= 49_999 // 8192
+    assert turns.count > got
 
 
 @pytest.mark.parametrize("worker_thread", [True, False])

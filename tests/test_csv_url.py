@@ -25,6 +25,7 @@ from asyncrepo import (
 )
 from asyncrepo.repositories.file import _cache
 from asyncrepo.repositories.file.csv_rows import CSVRows
+from tests._loop_turns import loop_turns
 from tests.fakes._common import FakeControls, controls_middleware, serve
 
 N_ROWS = 10_000
@@ -210,19 +211,9 @@ async def test_a_url_listing_matches_dictreader_whatever_the_chunks(
 
 
 async def test_a_url_listing_lets_other_tasks_run(server: CSVServer) -> None:
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    task = asyncio.create_task(ticker())
-    async with CSVRows(server.url("/big.csv")) as repo:
+    async with loop_turns() as turns, CSVRows(server.url("/big.csv")) as repo:
         assert len(await collect(repo.list())) == N_ROWS
-    task.cancel()
-    assert ticks >= N_ROWS // 4096
+    assert turns.count >= N_ROWS // 4096
 
 
 async def test_cursor_resumes_on_a_url(server: CSVServer) -> None:
