@@ -145,6 +145,11 @@ class _RowItems(list[Item]):
         return Item(str(self._first + at), raw, self._repository)
 
 
+def _malformed(where: str, message: str) -> MalformedResponse:
+    """Data that is not the CSV it should be, named by its file and (in ``message``) line."""
+    return MalformedResponse(f"{where}: {message}", source=CSVRows.name)
+
+
 def _raws_maker(
     header: list[str], raw_of: Callable[[list[str]], dict[str, Any]]
 ) -> Callable[[list[list[str]]], list[dict[str, Any]]]:
@@ -202,7 +207,7 @@ class _Rows:
         self.reader = csv.reader(chain.from_iterable(self._feed()), **csv_kwargs)
 
     def _malformed(self, message: str) -> MalformedResponse:
-        return MalformedResponse(f"{self._where}: {message}", source=CSVRows.name)
+        return _malformed(self._where, message)
 
     def _texts(self) -> Iterator[str]:
         decoder = TextDecoder(
@@ -835,14 +840,20 @@ class CSVRows(Repository):
 
         return build
 
+    def _items_maker(self, header: list[str]) -> Callable[[list[list[str]], int], list[Item]]:
+        """A function (a batch's rows, the index of its first) -> the batch's items."""
+        build = self._builder(header)
+        raws_of = _raws_maker(header, self._raw_maker(header))
+        repository = self
+        if not self.fields and self.identifier is INDEX:  # the hot path: no call per row
+            return lambda rows, first: _RowItems(raws_of(rows), first, repository)
+        return lambda rows, first: [build(index, row) for index, row in enumerate(rows, first)]
+
     def _batch_maker(self, rows: _Rows, header: list[str]) -> Callable[[int], list[list[Item]]]:
         """A function (index of the next row) -> the items of the next ``SLICE_ROWS`` rows in
         batches of ``BATCH_ROWS`` (fewer only at the end of the file, where the last batch is
         shorter or, if the rows ran out exactly, empty)."""
-        build = self._builder(header)
-        raws_of = _raws_maker(header, self._raw_maker(header))
-        repository = self
-        plain = not self.fields and self.identifier is INDEX
+        items_of = self._items_maker(header)
         reader = rows.reader
 
         def next_batches(first: int) -> list[list[Item]]:
@@ -853,10 +864,7 @@ class CSVRows(Repository):
                     values = list(islice(filter(None, reader), BATCH_ROWS))
                 except csv.Error as exc:
                     raise rows._csv_error(exc) from None
-                if plain:  # the hot path: no Python call per row
-                    batches.append(_RowItems(raws_of(values), first, repository))
-                else:
-                    batches.append([build(index, row) for index, row in enumerate(values, first)])
+                batches.append(items_of(values, first))
                 if len(values) < BATCH_ROWS:
                     break
                 first += BATCH_ROWS
@@ -977,10 +985,10 @@ class CSVRows(Repository):
         where = self._where
 
         def malformed(message: str) -> MalformedResponse:
-            return MalformedResponse(f"{where}: {message}", source=self.name)
+            return _malformed(where, message)
 
         def csv_error(exc: csv.Error, line: int) -> MalformedResponse:
-            return malformed(f"line {line}: {exc}")
+            return _malformed(where, f"line {line}: {exc}")
 
         async with self._bytes() as source:
             records = CompleteRecords(self.csv_kwargs, csv_error)
@@ -1014,16 +1022,11 @@ class CSVRows(Repository):
                     break
                 skipped += step
                 await asyncio.sleep(0)
-            build = self._builder(header)
-            raws_of = _raws_maker(header, self._raw_maker(header))
-            plain = not self.fields and self.identifier is INDEX
+            items_of = self._items_maker(header)
             position = start
             while True:
                 values = await take(BATCH_ROWS)
-                if plain:  # the hot path: no Python call per row
-                    yield _RowItems(raws_of(values), position, self)
-                else:
-                    yield [build(index, row) for index, row in enumerate(values, position)]
+                yield items_of(values, position)
                 if len(values) < BATCH_ROWS:
                     return
                 position += BATCH_ROWS
