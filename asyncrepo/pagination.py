@@ -155,11 +155,16 @@ def parse_link_header(value: str | None) -> dict[str, str]:
     return links
 
 
-def _with_param(url: str, name: str, value: Any) -> str:
+def _numbered_urls(url: str, name: str, numbers: range) -> list[str]:
+    """``url`` with its parameter ``name`` moved to the end and set to each of ``numbers``.
+    The query is parsed and encoded once: a listing of thousands of pages costs one URL
+    rewrite, not one per page."""
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
-    query.append((name, str(value)))
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
+    query = urlencode([*kept, (name, "")])  # ends in "name="
+    head = urlunsplit(parts._replace(query=query, fragment=""))
+    tail = "#" + parts.fragment if parts.fragment else ""
+    return [f"{head}{number}{tail}" for number in numbers]
 
 
 def _same_origin(state: JSON, endpoint: str) -> str:
@@ -222,9 +227,10 @@ class LinkHeader(Paginator):
             first, last = _param(next_url, page_param), _param(last_url, page_param)
             if not (first and last and first.isdigit() and last.isdigit()):
                 return []
-            if _with_param(next_url, page_param, last) != last_url:
+            urls = _numbered_urls(next_url, page_param, range(int(first), int(last) + 1))
+            if not urls or urls[-1] != last_url:
                 return []  # the pages differ by more than their number
-            return [_with_param(next_url, page_param, n) for n in range(int(first), int(last) + 1)]
+            return urls
 
         return next_url, following
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from asyncrepo import Item, MalformedResponse, PageRequest
-from asyncrepo.http import HTTPClient
+from asyncrepo.http import HTTPClient, Response
 from asyncrepo.pagination import (
     LinkHeader,
     NextToken,
@@ -214,6 +214,45 @@ def test_parse_link_header() -> None:
     assert links["base"] == links["prev"] == "https://e.com/b"
     assert parse_link_header(None) == {}
     assert parse_link_header("garbage") == {}
+
+
+@pytest.mark.parametrize(
+    ("next_url", "last_url", "expected"),
+    [
+        # GitHub's shape: the page parameter last; the URLs of pages 2 to 4.
+        (
+            "https://h/r?per_page=100&sort=created&page=2",
+            "https://h/r?per_page=100&sort=created&page=4",
+            [f"https://h/r?per_page=100&sort=created&page={n}" for n in (2, 3, 4)],
+        ),
+        # The page parameter first, encoded values, a fragment: each kept as it was.
+        (
+            "https://h/r?page=3&q=a+b%26c&x=#frag",
+            "https://h/r?q=a+b%26c&x=&page=4#frag",
+            ["https://h/r?q=a+b%26c&x=&page=3#frag", "https://h/r?q=a+b%26c&x=&page=4#frag"],
+        ),
+        # Pages that differ by more than their number are not planned (fetched one by one).
+        ("https://h/r?page=2&sort=a", "https://h/r?page=9&sort=b", []),
+        ("https://h/r?page=2", "https://h/other?page=9", []),
+        ("https://h/r?page=5", "https://h/r?page=4", []),
+        ("https://h/r?page=x", "https://h/r?page=4", []),
+    ],
+)
+def test_link_header_plans_the_following_pages(
+    next_url: str, last_url: str, expected: list[str]
+) -> None:
+    response = Response(
+        status=200,
+        headers={"Link": f'<{next_url}>; rel="next", <{last_url}>; rel="last"'},
+        url="https://h/r",
+        method="GET",
+        body=b"[]",
+        source="test",
+    )
+    next_state, following = LinkHeader().advance(response, [], [], None, 100)
+    assert next_state == next_url
+    assert callable(following)
+    assert following() == expected
 
 
 async def test_aclose_cancels_the_prefetch_of_an_abandoned_stream(
