@@ -134,6 +134,31 @@ async def test_items_common_fields(state, base) -> None:
         assert item.raw["full_name"] == record.full_name and item.source == "github.repos"
 
 
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        ("2011-01-26T19:01:12Z", datetime(2011, 1, 26, 19, 1, 12, tzinfo=UTC)),
+        ("2011-01-26T20:01:12+01:00", datetime(2011, 1, 26, 19, 1, 12, tzinfo=UTC)),
+        # No offset: UTC, never a naive datetime (``since`` compares with aware ones).
+        ("2011-01-26T19:01:12", datetime(2011, 1, 26, 19, 1, 12, tzinfo=UTC)),
+        (None, None),
+    ],
+)
+def test_timestamps_are_timezone_aware(stamp: str | None, expected: datetime | None) -> None:
+    repo = Repos("t", user="octocat", base_url="http://127.0.0.1:9")
+    raw = {
+        "full_name": "octocat/x",
+        "owner": {"login": "octocat"},
+        "created_at": stamp,
+        "updated_at": stamp,
+        "pushed_at": None,  # an empty repository was never pushed to
+    }
+    item = repo.to_item(raw)
+    assert item.created_at == item.updated_at == expected
+    if expected is not None:
+        assert item.created_at is not None and item.created_at.tzinfo is not None
+
+
 async def test_pages_are_fetched_concurrently_when_last_is_known(state) -> None:
     app = make_app(state)
     in_flight = peak = 0

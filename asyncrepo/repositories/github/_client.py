@@ -172,13 +172,15 @@ def check_login(value: str | None, what: str, *, source: str) -> str | None:
 
 
 def github_datetime(value: Any) -> datetime | None:
-    """GitHub's ``2011-01-26T19:01:12Z`` -> aware datetime (fast path: ``fromisoformat``)."""
+    """GitHub's ``2011-01-26T19:01:12Z`` -> aware datetime (fast path: ``fromisoformat``;
+    a time without an offset is UTC, as everywhere in asyncrepo)."""
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError):
         return parse_datetime(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 # -- search query escaping ------------------------------------------------------------------
