@@ -307,7 +307,7 @@ async def test_rows_stream_before_the_download_ends_and_cancel_is_clean(
         task.cancel()  # the worker thread blocked on the network must not hang the loop
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert repo.cache is not None and repo.cache.lookup(server.url("/stall.csv")) is None
+        assert repo.cache is not None and repo.cache.open(server.url("/stall.csv")) is None
     server.release.set()
 
 
@@ -431,6 +431,29 @@ async def test_a_failed_download_is_not_cached(server: CSVServer) -> None:
             with pytest.raises(SourceUnavailable):
                 await collect(repo.list())
     assert server.controls.count("/broken.csv") == 2
+
+
+async def test_a_cache_that_cannot_write_never_fails_the_call(
+    server: CSVServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def full_disk(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    directory = tmp_path / "cache"
+    async with CSVRows(server.url("/big.csv"), identifier="id", cache=str(directory)) as repo:
+        monkeypatch.setattr(_cache.tempfile, "mkstemp", full_disk)
+        with caplog.at_level("WARNING", logger="asyncrepo.file"):
+            assert len(await collect(repo.list())) == N_ROWS
+            assert (await repo.get("r09999")).raw["name"] == "Name 9999"
+        monkeypatch.undo()
+        assert len(await collect(repo.list())) == N_ROWS  # now it is cached
+        assert len(await collect(repo.list())) == N_ROWS
+    assert server.controls.count("/big.csv") == 3
+    assert "is not cached" in caplog.text and "No space left" in caplog.text
+    assert list(directory.glob("*.data")) and not list(directory.glob(".part-*"))
 
 
 async def test_concurrent_calls_with_a_cache(server: CSVServer, cache: Any) -> None:

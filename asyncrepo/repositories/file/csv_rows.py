@@ -576,6 +576,11 @@ class CSVRows(Repository):
             self.cache: DownloadCache | None = make_cache(cache)
         except TypeError as exc:
             raise ConfigurationError(str(exc), source=self.name) from None
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot use the cache directory {cache!s}: {exc.strerror or exc}",
+                source=self.name,
+            ) from None
         self.cache_ttl = cache_ttl
         self.fieldnames = list(fieldnames) if fieldnames is not None else None
         self.restkey = restkey
@@ -660,17 +665,19 @@ class CSVRows(Repository):
                 local.close()
             return
         cache = self.cache
-        entry = cache.lookup(self.location) if cache else None
-        if cache is not None and entry is not None and entry.fresh(self.cache_ttl):
-            yield _local(cache.chunks(self.location), entry.charset)
-            return
-        headers = {"Accept": "text/csv, */*"}
-        if entry is not None:
-            if entry.etag:
-                headers["If-None-Match"] = entry.etag
-            if entry.last_modified:
-                headers["If-Modified-Since"] = entry.last_modified
+        copy = cache.open(self.location) if cache else None
         async with AsyncExitStack() as stack:
+            if copy is not None:
+                stack.callback(copy.close)
+                if copy.entry.fresh(self.cache_ttl):
+                    yield _local(copy.chunks, copy.entry.charset)
+                    return
+            headers = {"Accept": "text/csv, */*"}
+            if copy is not None:
+                if copy.entry.etag:
+                    headers["If-None-Match"] = copy.entry.etag
+                if copy.entry.last_modified:
+                    headers["If-Modified-Since"] = copy.entry.last_modified
             try:
                 response = await stack.enter_async_context(
                     self.client.stream(self.location, headers=headers)
@@ -683,10 +690,12 @@ class CSVRows(Repository):
                     url=exc.url,
                     status=exc.status,
                 ) from None
-            if response.status == 304 and cache is not None and entry is not None:
-                cache.touch(self.location)
-                yield _local(cache.chunks(self.location), entry.charset)
+            if response.status == 304 and cache is not None and copy is not None:
+                cache.touch(copy)
+                yield _local(copy.chunks, copy.entry.charset)
                 return
+            if copy is not None:
+                copy.close()  # superseded: let the sweep after this download remove it
             charset = response.charset
             writer = None
             if cache is not None:
