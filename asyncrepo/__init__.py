@@ -18,7 +18,7 @@ from .exceptions import (
 from .http import RetryPolicy
 from .pagination import Batch
 from .registry import open
-from .repository import Capabilities, Item, Page, PageRequest, Repository
+from .repository import Capabilities, Item, Page, PageRequest, Repository, Stream
 
 __all__ = [
     "AsyncRepoError",
@@ -39,6 +39,7 @@ __all__ = [
     "RetryPolicy",
     "SourceTimeout",
     "SourceUnavailable",
+    "Stream",
     "UnsupportedOption",
     "__version__",
     "open",

@@ -310,7 +310,7 @@ def search_command(
                         if limit is not None and output.count >= limit:
                             break
                 finally:
-                    await stream.aclose()  # type: ignore[attr-defined]
+                    await stream.aclose()
                 output.close()
                 for name, error in federated.errors.items():
                     typer.echo(f"asyncrepo: warning: source {name} failed: {error}", err=True)

@@ -29,7 +29,7 @@ import base64
 import hashlib
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -45,7 +45,7 @@ from .exceptions import (
     SourceUnavailable,
     UnsupportedOption,
 )
-from .repository import Capabilities, Item, Page, Repository, _aclose, _PageStream
+from .repository import Capabilities, Item, Page, Repository, Stream, _aclose, _PageStream
 
 __all__ = ["Federated"]
 
@@ -223,21 +223,21 @@ class Federated(Repository):
     # -- list and search ---------------------------------------------------------------------
     # Arguments are checked when called (as for any repository), not at the first item.
 
-    def list(self, **options: Any) -> AsyncIterator[Item]:
+    def list(self, **options: Any) -> Stream[Item]:
         return self._federated_items(self._prepare("list", None, options))
 
-    def search(self, query: str, **options: Any) -> AsyncIterator[Item]:
+    def search(self, query: str, **options: Any) -> Stream[Item]:
         return self._federated_items(self._prepare("search", query, options))
 
-    def list_pages(self, **options: Any) -> AsyncIterator[Page]:
+    def list_pages(self, **options: Any) -> Stream[Page]:
         return self._page_stream_of("list", None, options)
 
-    def search_pages(self, query: str, **options: Any) -> AsyncIterator[Page]:
+    def search_pages(self, query: str, **options: Any) -> Stream[Page]:
         return self._page_stream_of("search", query, options)
 
     def _page_stream_of(
         self, operation: str, query: str | None, options: dict[str, Any]
-    ) -> AsyncIterator[Page]:
+    ) -> Stream[Page]:
         first = self._prepare(operation, query, options)
 
         def resume(cursor: str) -> AsyncIterator[Page]:
@@ -247,7 +247,7 @@ class Federated(Repository):
 
         return _PageStream(self._federated_pages(first), resume)
 
-    async def _federated_items(self, operation: _Operation) -> AsyncIterator[Item]:
+    async def _federated_items(self, operation: _Operation) -> AsyncGenerator[Item, None]:
         merged = self._merge(operation)
         try:
             async for item, _ in merged:
@@ -255,7 +255,7 @@ class Federated(Repository):
         finally:
             await _aclose(merged)
 
-    async def _federated_pages(self, operation: _Operation) -> AsyncIterator[Page]:
+    async def _federated_pages(self, operation: _Operation) -> AsyncGenerator[Page, None]:
         size = operation.page_size
         errors = operation.errors
         merged = self._merge(operation)

@@ -26,6 +26,7 @@ import builtins
 import hashlib
 import shlex
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
@@ -37,7 +38,7 @@ from collections.abc import (
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Protocol, Self, TypeVar
 
 import orjson
 
@@ -56,11 +57,27 @@ __all__ = [
     "Page",
     "PageRequest",
     "Repository",
+    "Stream",
     "naive_match",
 ]
 
 JSON = Any  # a JSON-serialisable value
 _ITEM_FIELDS = ("title", "text", "url", "created_at", "updated_at", "author", "kind")
+
+
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+class Stream(Protocol[_T_co]):
+    """What ``list``, ``search``, ``list_pages`` and ``search_pages`` return: an async
+    iterator that can be closed early. ``aclose()`` (or ``contextlib.aclosing``) stops the
+    stream at once and cancels the page fetches it started ahead of the caller."""
+
+    def __aiter__(self) -> AsyncIterator[_T_co]: ...
+
+    def __anext__(self) -> Awaitable[_T_co]: ...
+
+    def aclose(self) -> Awaitable[None]: ...
 
 
 class Item:
@@ -383,7 +400,7 @@ class Repository:
         cursor: str | None = None,
         order: str | None = None,
         **options: Any,
-    ) -> AsyncIterator[Item]:
+    ) -> Stream[Item]:
         """Every item, streamed. See ``list_pages`` for the options."""
         plan = self._plan("list", None, page_size, since, cursor, order, options)
         return self._items(plan)
@@ -396,7 +413,7 @@ class Repository:
         cursor: str | None = None,
         order: str | None = None,
         **options: Any,
-    ) -> AsyncIterator[Page]:
+    ) -> Stream[Page]:
         """Pages of ``page_size`` items (the last may be shorter; an empty listing gives one
         empty page). ``cursor`` resumes after the page that carried it. ``since`` keeps items
         created or updated at or after it (timezone-aware). ``order`` where supported."""
@@ -412,7 +429,7 @@ class Repository:
         cursor: str | None = None,
         order: str | None = None,
         **options: Any,
-    ) -> AsyncIterator[Item]:
+    ) -> Stream[Item]:
         """Items matching ``query``, streamed (native search, or naive: see ``naive_match``)."""
         plan = self._plan("search", query, page_size, since, cursor, order, options)
         return self._items(plan)
@@ -426,12 +443,12 @@ class Repository:
         cursor: str | None = None,
         order: str | None = None,
         **options: Any,
-    ) -> AsyncIterator[Page]:
+    ) -> Stream[Page]:
         """Pages of search results; options as for ``list_pages``."""
         plan = self._plan("search", query, page_size, since, cursor, order, options)
         return self._page_stream(plan, page_size, since, order, options, query=query)
 
-    def __aiter__(self) -> AsyncIterator[Item]:
+    def __aiter__(self) -> Stream[Item]:
         return self.list()
 
     async def naive_get(self, identifier: str) -> Item:
@@ -586,7 +603,7 @@ class Repository:
         finally:
             await _aclose(batches)
 
-    async def _items(self, plan: _Plan) -> AsyncIterator[Item]:
+    async def _items(self, plan: _Plan) -> AsyncGenerator[Item, None]:
         selected = self._selected(plan)
         try:
             async for _state, _indices, items, _next in selected:
@@ -603,14 +620,14 @@ class Repository:
         order: str | None,
         options: dict[str, Any],
         query: str | None = None,
-    ) -> AsyncIterator[Page]:
+    ) -> Stream[Page]:
         def resume(cursor: str) -> AsyncIterator[Page]:
             fresh = self._plan(plan.operation, query, page_size, since, cursor, order, options)
             return self._pages(fresh)
 
         return _PageStream(self._pages(plan), resume)
 
-    async def _pages(self, plan: _Plan) -> AsyncIterator[Page]:
+    async def _pages(self, plan: _Plan) -> AsyncGenerator[Page, None]:
         size = plan.page_size
         buffer: builtins.list[Item] = []
         produced = False

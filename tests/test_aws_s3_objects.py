@@ -103,7 +103,7 @@ async def test_cursor_resumes_in_a_fresh_repository_with_another_page_size(s3: M
     async with objects(s3, "resume") as first:
         stream = first.list_pages(page_size=1100)
         page = await anext(stream)
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
     assert [item.identifier for item in page] == keys[:1100]
     assert page.cursor is not None
     # The cursor points 100 keys into the second 1000-key vendor page; resuming with a
@@ -111,7 +111,7 @@ async def test_cursor_resumes_in_a_fresh_repository_with_another_page_size(s3: M
     async with objects(s3, "resume") as second:
         rest = second.list_pages(page_size=7, cursor=page.cursor)
         next_page = await anext(rest)
-        await rest.aclose()  # type: ignore[attr-defined]
+        await rest.aclose()
         assert [item.identifier for item in next_page] == keys[1100:1107]
         remaining = [item.identifier async for item in second.list(cursor=page.cursor)]
     assert remaining == keys[1100:]
@@ -521,4 +521,4 @@ async def test_aclose_cancels_the_prefetch_of_an_abandoned_stream(s3: MotoS3) ->
     await repo.aclose()  # the caller never closes the stream
     assert not [task for task in repo.background_tasks if not task.done()]
     assert repo.client._client is None  # no client reopened behind our back
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()

@@ -92,7 +92,7 @@ async def test_cursor_resumes_in_a_fresh_repository(
         stream = repo.list_pages(page_size=7)
         first = await anext(stream)
         second = await anext(stream)
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
     assert [i.identifier for i in second] == [str(i) for i in range(7, 14)]
     async with repo_for(base_url, strategy) as fresh:
         rest = [i.identifier async for i in fresh.list(page_size=7, cursor=first.cursor)]
@@ -141,7 +141,7 @@ async def test_without_known_pages_the_next_page_is_prefetched(
 
             await asyncio.sleep(0.01)
         assert state.controls.count("/token") == 2
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
 
 
 async def test_a_repeated_token_is_a_malformed_response(api: tuple[str, GenericState]) -> None:
@@ -192,7 +192,7 @@ async def test_leaving_early_cancels_outstanding_fetches(
         async for _ in stream:
             assert fetches()  # the following pages are on their way
             break
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         assert not fetches()
         # A plain `break` without aclose(): the event loop's async-generator finaliser
         # closes the stream as soon as it is garbage, a few loop turns later.
@@ -268,7 +268,7 @@ async def test_aclose_cancels_the_prefetch_of_an_abandoned_stream(
     await repo.aclose()  # the caller never closes the stream
     await asyncio.sleep(0.3)  # the prefetch would have finished by now
     assert repo.client._session is None  # cancelled, so it never reopened a session
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
 
 
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
@@ -280,7 +280,7 @@ async def test_a_cursor_resumes_exactly_whatever_the_next_page_size(
     async with repo_for(base_url, strategy) as repo:
         stream = repo.list_pages(page_size=first_size)
         first = await anext(stream)
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
     async with repo_for(base_url, strategy) as fresh:
         pages = [p async for p in fresh.list_pages(page_size=next_size, cursor=first.cursor)]
     assert [i.identifier for p in pages for i in p] == [str(i) for i in range(first_size, 250)]
@@ -301,7 +301,7 @@ async def test_a_forged_cursor_cannot_send_credentials_elsewhere(
     async with repo_for(base_url, strategy) as repo:
         stream = repo.list_pages(page_size=7)
         first = await anext(stream)
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         assert first.cursor is not None
         padded = first.cursor + "=" * (-len(first.cursor) % 4)
         record = orjson.loads(base64.urlsafe_b64decode(padded))

@@ -472,7 +472,7 @@ async def test_cursor_resumes_in_a_fresh_instance(big_csv: Path, page_size: int)
     repo = CSVRows(big_csv, identifier="id")
     stream = repo.list_pages(page_size=page_size)
     pages = [await anext(stream) for _ in range(3 if page_size < 1000 else 2)]
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     seen = [i.identifier for p in pages for i in p]
     cursor = pages[-1].cursor
     assert cursor is not None
@@ -495,7 +495,7 @@ async def test_next_page_and_cursor_of_a_page_left_behind(big_csv: Path) -> None
     assert second is not None and second[0].identifier == "3000"
     again = await first.next_page()  # the stream has moved on: resumes from the cursor
     assert again is not None and [i.identifier for i in again] == [i.identifier for i in second]
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
 
 
 async def test_cursor_of_another_file_is_refused(big_csv: Path, people: Path) -> None:
@@ -552,11 +552,11 @@ async def test_abandoning_a_listing_closes_the_file(big_csv: Path) -> None:
     async for _item in stream:
         assert open_fds() == before + 1
         break
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     assert open_fds() == before
     pages = CSVRows(big_csv).list_pages(page_size=10)
     await anext(pages)
-    await pages.aclose()  # type: ignore[attr-defined]
+    await pages.aclose()
     assert open_fds() == before
 
 
@@ -887,7 +887,7 @@ async def test_listing_batches_build_items_as_they_are_taken(big_csv: Path) -> N
     plan = repo._plan("list", None, None, None, None, None, {})
     stream = repo.stream(plan.request, BATCH_ROWS)
     state, batch = await anext(stream)
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     items = batch.items
     assert state == BATCH_ROWS and batch.next_state == 2 * BATCH_ROWS
     assert len(items) == BATCH_ROWS

@@ -220,7 +220,7 @@ async def test_cursor_resumes_on_a_url(server: CSVServer) -> None:
     async with CSVRows(server.url("/big.csv"), identifier="id") as repo:
         stream = repo.list_pages(page_size=4000)
         first = await anext(stream)
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
     assert first.cursor is not None
     async with CSVRows(server.url("/big.csv"), identifier="id") as fresh:
         rest = [i.identifier async for i in fresh.list(cursor=first.cursor)]
@@ -284,7 +284,7 @@ async def test_abandoning_a_url_listing(server: CSVServer) -> None:
         stream = repo.list()
         async for _item in stream:
             break
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         # The connection went back to the pool or was closed: the next call works.
         assert (await repo.get("3")).identifier == "3"
 
@@ -416,7 +416,7 @@ async def test_an_abandoned_download_is_not_cached(server: CSVServer, tmp_path: 
         stream = repo.list()
         async for _item in stream:
             break
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         assert not list(directory.iterdir())  # no half file, no metadata
         assert len(await collect(repo.list())) == N_ROWS
         assert len(await collect(repo.list())) == N_ROWS

@@ -288,7 +288,7 @@ async def test_fastest_source_arrives_first_and_does_not_wait_for_the_slowest() 
             if item.identifier.startswith("medium:") and not slow_gate.is_set():
                 slow_gate.set()
     finally:
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
     assert sorted(seen) == expected(sources)
     first = {name: min(seen.index(i) for i in seen if i.startswith(name)) for name in sources}
     assert first["fast"] < first["medium"] < first["slow"]
@@ -400,7 +400,7 @@ async def test_cursor_resumes_every_source_in_a_fresh_federation(page_size: int)
         try:
             page = await anext(stream)
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         assert len(page) == min(page_size, len(everything) - len(seen))
         seen.extend(ids(page.items))
         cursor = page.cursor
@@ -421,7 +421,7 @@ async def test_cursor_resumes_with_another_page_size() -> None:
         try:
             page = await anext(stream)
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         seen.extend(ids(page.items))
         cursor = page.cursor
         if cursor is None:
@@ -439,7 +439,7 @@ async def test_search_cursor_resumes_and_live_next_page_continues() -> None:
     pages = [await anext(stream)]
     while (following := await pages[-1].next_page()) is not None:
         pages.append(following)
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     assert [len(p) for p in pages] == [6] * 6 + [4]
     live = [i for p in pages for i in ids(p.items)]
     assert sorted(live) == expected(sources())
@@ -458,7 +458,7 @@ async def test_cursor_is_checked() -> None:
     federated = Federated({"a": Memory("a", 5), "b": Memory("b", 5)})
     stream = federated.list_pages(page_size=2)
     page = await anext(stream)
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     assert page.cursor is not None
     with pytest.raises(InvalidCursor):
         await collect(federated.search("item", cursor=page.cursor))  # another operation
@@ -544,8 +544,8 @@ async def test_errors_are_kept_per_operation() -> None:
     search = federated.search_pages("item 1", page_size=10)
     hit = await anext(search)
     assert ids(hit.items) == ["a:a-1"]
-    await listing.aclose()  # type: ignore[attr-defined]
-    await search.aclose()  # type: ignore[attr-defined]
+    await listing.aclose()
+    await search.aclose()
 
 
 async def test_timeout_on_a_hanging_source_is_reported() -> None:
@@ -616,7 +616,7 @@ async def test_leaving_early_cancels_outstanding_requests() -> None:
     first = await anext(stream)
     assert first.identifier == "fast:fast-0"
     assert other_tasks()  # the sources are running
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     assert sources["blocked"].cancelled == 1
     assert other_tasks() == set()
     # The fast source was not read to the end.
@@ -630,7 +630,7 @@ async def test_break_out_of_pages_cancels_too() -> None:
     async for page in stream:
         assert len(page) == 4
         break
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     assert sources["blocked"].cancelled == 1
     assert other_tasks() == set()
 
@@ -648,7 +648,7 @@ async def test_cancelling_the_consumer_task_cancels_the_sources() -> None:
             async for _ in stream:
                 pass
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
 
     task = asyncio.create_task(consume())
     await started.wait()
@@ -702,7 +702,7 @@ async def test_order_merge_pages_and_cursor() -> None:
         federated = Federated(ordered_sources())
         stream = federated.search_pages("item", order="-updated", page_size=4, cursor=cursor)
         page = await anext(stream)
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         seen.extend(page.items)
         if (cursor := page.cursor) is None:
             break
@@ -722,7 +722,7 @@ async def test_order_waits_for_the_slow_source_before_choosing() -> None:
     gate.set()
     first = await task
     assert first.identifier == "x:x-8"
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
 
 
 async def test_order_unsupported_by_a_source_names_it() -> None:
@@ -792,7 +792,7 @@ async def test_a_federation_of_federations() -> None:
         )
         stream = fresh.list_pages(page_size=2, cursor=cursor)
         page = await anext(stream)
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         seen.extend(ids(page.items))
         if (cursor := page.cursor) is None:
             break
@@ -903,7 +903,7 @@ async def test_http_sources_with_memory_sources_and_a_failing_one() -> None:
                         assert all(i.startswith("fast:") for i in seen)
                         gates["slow"].set()
             finally:
-                await stream.aclose()  # type: ignore[attr-defined]
+                await stream.aclose()
         assert seen == [f"fast:fast{n}" for n in range(30)] + [f"slow:slow{n}" for n in range(30)]
         assert set(federated.errors) == {"missing"}  # "memory" matched nothing, but is fine
         assert isinstance(federated.errors["missing"], ConfigurationError)  # a 404 file
@@ -923,7 +923,7 @@ async def test_http_sources_leave_early_cleanly() -> None:
             page = await anext(stream)
             assert ids(page.items) == [f"fast:fast{n}" for n in range(4)]
             assert len(asyncrepo_tasks()) == 2
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
             assert asyncrepo_tasks() == []
         gates["slow"].set()  # let the server's own handler finish
 

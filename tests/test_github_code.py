@@ -174,7 +174,7 @@ async def test_search_pages_and_cursor(state, base) -> None:
     async with code(base, TOKEN, org="acme") as repo:
         pages = repo.search_pages("fetch_items", page_size=5)
         first = await anext(pages)
-        await pages.aclose()  # type: ignore[attr-defined]
+        await pages.aclose()
         assert first.cursor
         async with code(base, TOKEN, org="acme") as fresh:
             rest = await collect(

@@ -191,7 +191,7 @@ async def test_cursor_resumes_in_a_fresh_object(state, base) -> None:
         first = await anext(pages)
         second = await first.next_page()
         assert second is not None and second.cursor
-        await pages.aclose()  # type: ignore[attr-defined]
+        await pages.aclose()
     seen = [i.identifier for i in first] + [i.identifier for i in second]
     async with repos(base, TOKEN, org="acme") as fresh:
         rest = await collect(fresh.list_pages(page_size=45, cursor=second.cursor))
@@ -206,7 +206,7 @@ async def test_a_cursor_cannot_send_the_token_elsewhere(state, base) -> None:
     async with repos(base, TOKEN, org="acme") as repo:
         pages = repo.list_pages(page_size=30)
         page = await anext(pages)
-        await pages.aclose()  # type: ignore[attr-defined]
+        await pages.aclose()
     assert page.cursor
     payload = orjson.loads(base64.urlsafe_b64decode(page.cursor + "=" * (-len(page.cursor) % 4)))
     assert payload["s"].startswith(base)
@@ -481,7 +481,7 @@ async def test_split_search_cursor_resumes_inside_its_slice(monkeypatch) -> None
         for _ in range(8):
             page = await anext(pages)
             seen += [i.identifier for i in page]
-        await pages.aclose()  # type: ignore[attr-defined]
+        await pages.aclose()
         assert page is not None and page.cursor
         async with repos(url, TOKEN, org="acme") as fresh:
             rest = await collect(fresh.search_pages("widget", page_size=10, cursor=page.cursor))

@@ -280,7 +280,7 @@ async def test_aclose_cancels_the_requests_of_an_abandoned_stream(site: Site) ->
         assert repo.client._session is None  # cancelled, so nothing reopened a session
     finally:
         site.state.controls.latency = 0.0
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
 
 
 # ------------------------------------------------------------------------------- items

@@ -74,7 +74,7 @@ async def test_cursor_resumes_in_a_fresh_repository(site: Site) -> None:
     async with site.projects() as first:
         pages = first.list_pages(page_size=10)
         head = [await anext(pages), await anext(pages)]
-        await pages.aclose()  # type: ignore[attr-defined]
+        await pages.aclose()
     cursor = head[1].cursor
     assert cursor is not None
     async with site.projects() as second:

@@ -48,7 +48,7 @@ from aiolimiter import AsyncLimiter
 from ...exceptions import ConfigurationError, InvalidQuery, ItemNotFound, UnsupportedOption
 from ...http import ResponseCache, RetryPolicy
 from ...pagination import Batch, pump
-from ...repository import Capabilities, Item, Page, PageRequest
+from ...repository import Capabilities, Item, Page, PageRequest, Stream
 from ._client import (
     DEFAULT_BASE_URL,
     FirstCall,
@@ -180,7 +180,7 @@ class Code(GitHubRepository):
         cursor: str | None = None,
         order: str | None = None,
         **options: Any,
-    ) -> AsyncIterator[Item]:
+    ) -> Stream[Item]:
         raise self._no_listing()
 
     def list_pages(
@@ -191,7 +191,7 @@ class Code(GitHubRepository):
         cursor: str | None = None,
         order: str | None = None,
         **options: Any,
-    ) -> AsyncIterator[Page]:
+    ) -> Stream[Page]:
         raise self._no_listing()
 
     # -- search ---------------------------------------------------------------------------
@@ -212,12 +212,12 @@ class Code(GitHubRepository):
             parts.append(f"repo:{self.repo}")
         return " ".join(parts)
 
-    def search(self, query: str, **options: Any) -> AsyncIterator[Item]:
+    def search(self, query: str, **options: Any) -> Stream[Item]:
         if isinstance(query, str) and query.strip():
             self.search_query(query)  # refuse an empty query now, not at the first page
         return super().search(query, **options)
 
-    def search_pages(self, query: str, **options: Any) -> AsyncIterator[Page]:
+    def search_pages(self, query: str, **options: Any) -> Stream[Page]:
         if isinstance(query, str) and query.strip():
             self.search_query(query)
         return super().search_pages(query, **options)

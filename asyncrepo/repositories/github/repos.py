@@ -77,7 +77,7 @@ from aiolimiter import AsyncLimiter
 from ...exceptions import ConfigurationError, InvalidCursor, InvalidQuery, UnsupportedOption
 from ...http import ResponseCache, RetryPolicy
 from ...pagination import Batch, pump
-from ...repository import Capabilities, Item, Page, PageRequest
+from ...repository import Capabilities, Item, Page, PageRequest, Stream
 from ._client import (
     DEFAULT_BASE_URL,
     FirstCall,
@@ -389,15 +389,11 @@ class Repos(GitHubRepository):
         if isinstance(query, str) and query.strip():  # the core refuses blank queries
             self._search_terms(query)
 
-    def search(
-        self, query: str, *, order: str | None = None, **options: Any
-    ) -> AsyncIterator[Item]:
+    def search(self, query: str, *, order: str | None = None, **options: Any) -> Stream[Item]:
         self._check_search(query, order)
         return super().search(query, order=order, **options)
 
-    def search_pages(
-        self, query: str, *, order: str | None = None, **options: Any
-    ) -> AsyncIterator[Page]:
+    def search_pages(self, query: str, *, order: str | None = None, **options: Any) -> Stream[Page]:
         self._check_search(query, order)
         return super().search_pages(query, order=order, **options)
 
