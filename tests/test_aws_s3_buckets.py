@@ -151,7 +151,7 @@ def test_capabilities_and_repr() -> None:
         "native",
         "prefix",
         "client",
-        {"mode"},
+        frozenset({"mode"}),
     )
     repo = S3Buckets(
         session_kwargs={"aws_access_key_id": "AKIA1", "aws_secret_access_key": SECRET_KEY},

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from aiobotocore.config import AioConfig
 from botocore import exceptions as boto_errors
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
 
 from asyncrepo import (
+    AsyncRepoError,
     AuthenticationError,
     ConfigurationError,
     InvalidQuery,
@@ -169,7 +170,7 @@ def client_error(code: str, status: int, message: str = "", operation: str = "Li
     return boto_errors.ClientError(response, operation)
 
 
-def mapped(exc: BaseException, **kwargs: Any) -> Any:
+def mapped(exc: BaseException, **kwargs: Any) -> AsyncRepoError:
     options: dict[str, Any] = {
         "source": "aws.s3_objects",
         "operation": "ListObjectsV2",
@@ -199,7 +200,7 @@ def mapped(exc: BaseException, **kwargs: Any) -> Any:
         ("404", 404, ItemNotFound),
     ],
 )
-def test_client_error_mapping(code: str, status: int, expected: type) -> None:
+def test_client_error_mapping(code: str, status: int, expected: type[AsyncRepoError]) -> None:
     error = mapped(client_error(code, status, f"details mentioning {SECRET_KEY}"))
     assert type(error) is expected
     assert error.status == status

@@ -15,6 +15,7 @@ from asyncrepo import (
     InvalidQuery,
     ItemNotFound,
     MalformedResponse,
+    Page,
     UnsupportedOption,
 )
 from asyncrepo.repositories.aws.s3_buckets import S3Buckets
@@ -90,10 +91,11 @@ async def test_page_size_1_and_cursor_chain(s3: MotoS3) -> None:
 async def test_next_page_walks_the_live_stream(s3: MotoS3) -> None:
     fill(s3, "walk", big_keys(30))
     async with objects(s3, "walk") as repo:
-        page = await anext(repo.list_pages(page_size=8))
-        sizes = [len(page)]
-        while (page := await page.next_page()) is not None:
+        page: Page | None = await anext(repo.list_pages(page_size=8))
+        sizes = []
+        while page is not None:
             sizes.append(len(page))
+            page = await page.next_page()
     assert sizes == [8, 8, 8, 6]
 
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -25,7 +26,7 @@ def csv_file(tmp_path: Path) -> Path:
     return path
 
 
-def jsonl(output: str) -> list[dict[str, object]]:
+def jsonl(output: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in output.splitlines() if line.strip()]
 
 

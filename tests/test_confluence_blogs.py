@@ -101,7 +101,8 @@ async def test_blog_item_fields_and_search(state, origin):
         twin = listed[item.identifier]
         assert item.kind == twin.kind == "blogpost"
         assert item.text == twin.text == html_to_text(c.body)
-        assert "world" in analyze(item.text)
+        assert item.text is not None and "world" in analyze(item.text)
+        assert item.url is not None
         assert item.url == twin.url and "/wiki/spaces/ENG/blog/" in item.url
         assert item.author == twin.author == c.author_id
         assert item.created_at == twin.created_at and item.updated_at == twin.updated_at

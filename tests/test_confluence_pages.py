@@ -30,7 +30,7 @@ from asyncrepo.repositories.confluence._client import cql_date, cql_string
 from asyncrepo.repositories.confluence.blogs import Blogs
 from asyncrepo.repositories.confluence.pages import Pages
 from asyncrepo.repositories.confluence.spaces import Spaces
-from tests.fakes._common import serve
+from tests.fakes._common import LoggedRequest, serve
 from tests.fakes.confluence import (
     DEFAULT_EMAIL,
     DEFAULT_TOKEN,
@@ -101,7 +101,7 @@ def matching(state: ConfluenceState, query: str, space: str | None = None) -> se
     return out
 
 
-def requests_to(state: ConfluenceState, prefix: str) -> list:
+def requests_to(state: ConfluenceState, prefix: str) -> list[LoggedRequest]:
     return [r for r in state.controls.requests if r.path.startswith(prefix)]
 
 
@@ -155,6 +155,7 @@ async def test_list_item_fields(state, origin):
     c = state.content[item.identifier]
     assert item.title == c.title
     assert item.kind == "page" and item.source == "confluence.pages"
+    assert item.text is not None and item.url is not None
     assert item.text == html_to_text(c.body) and "<" not in item.text.replace("<tag>", "")
     assert "Hello world." in item.text
     assert item.url == f"{origin}/wiki/spaces/ENG/pages/{c.id}/" + item.url.rsplit("/", 1)[1]
@@ -191,6 +192,7 @@ async def test_search_items_carry_plain_text_and_common_fields(state, origin):
     item = found[0]
     c = state.content[item.identifier]
     assert item.text == html_to_text(c.body)
+    assert item.title is not None and item.text is not None
     assert set(analyze(RARE)) <= set(analyze(item.title + " " + item.text))
     for name in ("title", "text", "url", "author", "created_at", "updated_at", "kind"):
         assert getattr(item, name) == getattr(listed, name), name
@@ -412,9 +414,11 @@ async def test_order(state, origin):
         oldest = [i async for i in repo.search("world", order="created", page_size=50)]
         with pytest.raises(UnsupportedOption):
             repo.list(order="title")
-    stamps = [i.updated_at for i in newest]
+    stamps = [i.updated_at for i in newest if i.updated_at is not None]
+    assert len(stamps) == len(newest)
     assert stamps == sorted(stamps, reverse=True) and len(newest) == len(pages_of(state, "HR"))
-    created = [i.created_at for i in oldest]
+    created = [i.created_at for i in oldest if i.created_at is not None]
+    assert len(created) == len(oldest)
     assert created == sorted(created) and len(oldest) == len(pages_of(state, "HR"))
     assert state.last_cql_ast.order_by == (("created", "asc"),)
 

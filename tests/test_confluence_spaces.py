@@ -26,7 +26,9 @@ KEYS = ("ENG", "OPS", "HR", "DOC", "ARC", "SALES", "LEGAL")
 @pytest.fixture
 def state() -> ConfluenceState:
     state = make_dataset(n_pages=60, n_blogposts=5, spaces=KEYS, seed=3)
-    state.space_by_key("ARC").status = "archived"
+    archive = state.space_by_key("ARC")
+    assert archive is not None
+    archive.status = "archived"
     return state
 
 

@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -40,9 +41,9 @@ async def api() -> AsyncIterator[tuple[str, GenericState]]:
         yield base_url, state
 
 
-def client(base_url: str, **kwargs: object) -> HTTPClient:
+def client(base_url: str, **kwargs: Any) -> HTTPClient:
     kwargs.setdefault("retry", FAST)
-    return HTTPClient(base_url, source="test.api", **kwargs)  # type: ignore[arg-type]
+    return HTTPClient(base_url, source="test.api", **kwargs)
 
 
 def gaps(state: GenericState) -> list[float]:
@@ -189,7 +190,8 @@ async def test_malformed_json_is_malformed_response(api: tuple[str, GenericState
     async with client(base_url) as http:
         with pytest.raises(MalformedResponse, match="not JSON") as caught:
             await http.get_json("/broken")
-    assert caught.value.status == 200 and caught.value.url.endswith("/broken")
+    url = caught.value.url
+    assert caught.value.status == 200 and url is not None and url.endswith("/broken")
 
 
 async def test_secrets_never_appear_in_messages_reprs_or_logs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -63,7 +64,8 @@ def test_entry_points_register_third_party_repositories(
     def fake_entry_points(group: str) -> list[EntryPoint]:
         return [point] if group == registry.ENTRY_POINT_GROUP else []
 
-    monkeypatch.setattr(registry.importlib.metadata, "entry_points", fake_entry_points)
+    # The registry calls importlib.metadata.entry_points: the one module object everyone shares.
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
     monkeypatch.setattr(registry, "_entries", dict(registry._entries))
     names = [entry.name for entry in registry.available()]

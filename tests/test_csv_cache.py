@@ -16,7 +16,6 @@ import orjson
 import pytest
 
 from asyncrepo import ConfigurationError
-from asyncrepo.repositories.file import _cache
 from asyncrepo.repositories.file._cache import (
     CachedCopy,
     CachedFile,
@@ -126,7 +125,7 @@ def test_two_processes_committing_at_once_never_mix_their_downloads(
             second.commit()
         real_replace(src, dst)
 
-    monkeypatch.setattr(_cache.os, "replace", replace)
+    monkeypatch.setattr("asyncrepo.repositories.file._cache.os.replace", replace)
     first.commit()
     if order == "first-started-commits-first":
         second.commit()
@@ -177,8 +176,8 @@ def test_a_cache_that_cannot_write_logs_and_keeps_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, where: str
 ) -> None:
     cache = DiskCache(tmp_path)
-    target = _cache.tempfile if where == "mkstemp" else _cache.os
-    monkeypatch.setattr(target, where, failing(where))
+    module = "tempfile" if where == "mkstemp" else "os"
+    monkeypatch.setattr(f"asyncrepo.repositories.file._cache.{module}.{where}", failing(where))
     with caplog.at_level(logging.WARNING, logger="asyncrepo.file"):
         download(cache, "v1").commit()  # no exception: the read it serves goes on
     monkeypatch.undo()

@@ -8,6 +8,7 @@ import csv
 import gc
 import gzip
 import os
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,7 @@ async def test_default_identifier_is_the_row_index(people: Path) -> None:
     assert items[0].raw == {"id": "a1", "first": "Ada", "last": "Lovelace", "city": "London"}
     assert all(isinstance(i, Item) and i.source == "file.csv_rows" for i in items)
     assert (await repo.get("2")).raw["last"] == "Hopper"
+    # An int identifier, against the str annotation: the runtime accepts it.
     assert (await repo.get(3)).raw["id"] == "d4"  # type: ignore[arg-type]
 
 
@@ -886,6 +888,7 @@ async def test_listing_batches_build_items_as_they_are_taken(big_csv: Path) -> N
     repo = CSVRows(big_csv)
     plan = repo._plan("list", None, None, None, None, None, {})
     stream = repo.stream(plan.request, BATCH_ROWS)
+    assert isinstance(stream, AsyncGenerator)  # typed AsyncIterator; CSVRows' is a generator
     state, batch = await anext(stream)
     await stream.aclose()
     items = batch.items

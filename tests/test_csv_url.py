@@ -444,7 +444,7 @@ async def test_a_cache_that_cannot_write_never_fails_the_call(
 
     directory = tmp_path / "cache"
     async with CSVRows(server.url("/big.csv"), identifier="id", cache=str(directory)) as repo:
-        monkeypatch.setattr(_cache.tempfile, "mkstemp", full_disk)
+        monkeypatch.setattr("asyncrepo.repositories.file._cache.tempfile.mkstemp", full_disk)
         with caplog.at_level("WARNING", logger="asyncrepo.file"):
             assert len(await collect(repo.list())) == N_ROWS
             assert (await repo.get("r09999")).raw["name"] == "Name 9999"

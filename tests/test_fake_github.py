@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from multidict import CIMultiDictProxy
 
 from tests.fakes._common import serve
 from tests.fakes.github import (
@@ -40,7 +41,7 @@ async def api(state: GitHubState) -> AsyncIterator[tuple[str, aiohttp.ClientSess
 
 async def fetch(
     session: aiohttp.ClientSession, url: str, **kwargs: Any
-) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
+) -> tuple[int, Any, CIMultiDictProxy[str]]:
     async with session.get(url, **kwargs) as response:
         body = await response.read()
         data = await response.json() if body else None
@@ -222,7 +223,7 @@ async def test_search_free_text_and_created_ranges(state, api) -> None:
         status, data, _ = await fetch(
             session, f"{base}/search/repositories", params={"q": q, "per_page": "100"}
         )
-        assert status == 200
+        assert status == 200 and isinstance(data, dict)
         return data
 
     visible = [r for r in state.repos if not r.private and not r.fork]

@@ -51,10 +51,10 @@ async def base(state: GitHubState) -> AsyncIterator[str]:
         yield url
 
 
-def code(base: str, *args: Any, **kwargs: Any) -> Code:
+def code(base: str, login_or_token: str | None = None, /, **kwargs: Any) -> Code:
     kwargs.setdefault("retry", FAST)
     kwargs.setdefault("search_limiter", AsyncLimiter(1000, 1))
-    return Code(*args, base_url=base, **kwargs)
+    return Code(login_or_token, base_url=base, **kwargs)
 
 
 async def collect(iterator: AsyncIterator[Any]) -> list[Any]:

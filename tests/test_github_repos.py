@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -57,9 +58,9 @@ async def base(state: GitHubState) -> AsyncIterator[str]:
         yield url
 
 
-def repos(base: str, *args: Any, **kwargs: Any) -> Repos:
+def repos(base: str, login_or_token: str | None = None, /, **kwargs: Any) -> Repos:
     kwargs.setdefault("retry", FAST)
-    return Repos(*args, base_url=base, **kwargs)
+    return Repos(login_or_token, base_url=base, **kwargs)
 
 
 def visible(state: GitHubState, owner: str, login: str | None = "octocat") -> set[str]:
@@ -164,13 +165,13 @@ async def test_pages_are_fetched_concurrently_when_last_is_known(state) -> None:
     in_flight = peak = 0
 
     @web.middleware
-    async def gauge(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def gauge(request: web.Request, handler: Handler) -> web.StreamResponse:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
         try:
             await asyncio.sleep(0.05)
-            return await handler(request)  # type: ignore[no-any-return]
+            return await handler(request)
         finally:
             in_flight -= 1
 
@@ -639,7 +640,8 @@ async def test_open_uri(state, base, monkeypatch) -> None:
     assert isinstance(mine, Repos) and mine.owner is None
     assert mine.client.base_url == "https://api.github.com"
     monkeypatch.delenv("GITHUB_TOKEN")
-    assert not asyncrepo.open("github://users/x").client.authenticated
+    anonymous = asyncrepo.open("github://users/x")
+    assert isinstance(anonymous, Repos) and not anonymous.client.authenticated
     for bad in ("github://users/octocat?token=x", "github://teams/x", "github://users"):
         with pytest.raises(ConfigurationError):
             asyncrepo.open(bad)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -433,7 +434,7 @@ async def test_search_finds_issues_with_quotes_and_backslashes(site: Site) -> No
 
 _FUZZ_CHARS = st.one_of(
     st.sampled_from([*"\"'\\\n\r\t ()=~!*&|,;[]{}%+#?/", "AND", "OR", " ORDER BY ", "\\u0041"]),
-    st.characters(exclude_categories=("Cs",)),
+    st.characters(exclude_categories=["Cs"]),
 )
 _FUZZ_QUERIES = st.lists(_FUZZ_CHARS, min_size=1, max_size=12).map("".join)
 
@@ -483,7 +484,9 @@ def test_jql_string_escapes() -> None:
 
 
 @pytest.mark.parametrize("deployment", ["cloud", "datacenter"])
-async def test_since_is_epoch_millis_whatever_the_user_time_zone(deployment: str) -> None:
+async def test_since_is_epoch_millis_whatever_the_user_time_zone(
+    deployment: Literal["cloud", "datacenter"],
+) -> None:
     state = JiraState(deployment=deployment, time_zone="America/New_York")
     if deployment == "datacenter":
         state.users = {USER: TOKEN}
@@ -545,11 +548,9 @@ async def test_unsupported_order_is_refused(cloud: Site) -> None:
 # ------------------------------------------------------------------------------- bulk fetch
 
 
-def _middleware(
-    action: Callable[[web.Request], None],
-) -> Callable[[web.Request, Any], Awaitable[web.StreamResponse]]:
+def _middleware(action: Callable[[web.Request], None]) -> Middleware:
     @web.middleware
-    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         action(request)
         response: web.StreamResponse = await handler(request)
         return response

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -30,8 +30,8 @@ class Site:
         return [r.path for r in self.state.controls.requests]
 
 
-def _state(deployment: str) -> JiraState:
-    state = make_dataset(30, deployment=deployment)  # type: ignore[arg-type]
+def _state(deployment: Literal["cloud", "datacenter"]) -> JiraState:
+    state = make_dataset(30, deployment=deployment)
     for n in range(N_PROJECTS - len(state.projects)):
         state.add_project(f"P{n:03d}", name=f"Project number {n}")
     return state

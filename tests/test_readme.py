@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from asyncrepo.cli import support_table
 
@@ -33,9 +34,9 @@ async def test_the_readme_custom_repository_works() -> None:
     section = README.split("## Writing a repository", 1)[1]
     code = re.search(r"```python\n(.*?)\n```", section, re.S)
     assert code is not None
-    namespace: dict[str, object] = {}
+    namespace: dict[str, Any] = {}
     exec(compile(code.group(1), "README.md", "exec"), namespace)
-    notes = namespace["Notes"]([{"id": i, "title": f"note {i}"} for i in range(25)])  # type: ignore[operator]
+    notes = namespace["Notes"]([{"id": i, "title": f"note {i}"} for i in range(25)])
     assert len(code.group(1).strip().splitlines()) <= 20
     pages = [page async for page in notes.list_pages(page_size=10)]
     assert [len(p) for p in pages] == [10, 10, 5]

@@ -76,7 +76,7 @@ from urllib.parse import quote, quote_plus, urlencode
 
 from aiohttp import web
 
-from ._common import FakeControls, controls_middleware, parse_basic_auth
+from ._common import FakeControls, Handler, controls_middleware, parse_basic_auth
 
 __all__ = [
     "DEFAULT_EMAIL",
@@ -463,9 +463,9 @@ class _Parser:
                     self.take()
                     continue
                 break
-        tok = self.peek()
-        if tok is not None:
-            raise CqlError(f"unexpected {tok.text!r} at {tok.pos}")
+        rest = self.peek()
+        if rest is not None:
+            raise CqlError(f"unexpected {rest.text!r} at {rest.pos}")
         return CqlQuery(where, tuple(order))
 
     def or_expr(self) -> Node:
@@ -731,7 +731,8 @@ def _compile_clause(clause: Clause, ctx: _Ctx) -> Pred:
     if name == "ancestor":
 
         def ancestors(c: Content) -> list[str]:
-            out, parent = [], c.parent_id
+            out: list[str] = []
+            parent = c.parent_id
             while parent is not None and parent in state.content and len(out) < 100:
                 out.append(parent)
                 parent = state.content[parent].parent_id
@@ -1095,7 +1096,7 @@ def _expand_tree(values: Iterable[str], strip_prefix: str = "") -> dict[str, Any
 
 def make_app(state: ConfluenceState) -> web.Application:
     @web.middleware
-    async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         creds = parse_basic_auth(request)
         account: str | None = None
         if creds is not None and state.users.get(creds[0]) == creds[1]:
@@ -1136,7 +1137,9 @@ def make_app(state: ConfluenceState) -> web.Application:
             "_links": {"self": f"{_base(request)}/rest/api/user?accountId={account_id}"},
         }
 
-    def space_v1(request: web.Request, s: Space, expand: dict[str, Any] | None = None) -> dict:
+    def space_v1(
+        request: web.Request, s: Space, expand: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         expand = expand or {}
         out: dict[str, Any] = {"id": s.id, "key": s.key, "name": s.name}
         if "description" in expand:
@@ -1595,7 +1598,7 @@ def make_app(state: ConfluenceState) -> web.Application:
 
     def v2_body_format(request: web.Request, single: bool) -> str | None:
         fmt = request.query.get("body-format")
-        allowed = ("storage", "atlas_doc_format")
+        allowed: tuple[str, ...] = ("storage", "atlas_doc_format")
         if single:
             allowed += ("view", "export_view", "anonymous_export_view", "styled_view", "editor")
         if fmt is not None and fmt not in allowed:
@@ -1665,7 +1668,7 @@ def make_app(state: ConfluenceState) -> web.Application:
         )
         return out
 
-    def blogpost_v2(c: Content, fmt: str | None, include_version: bool = True) -> dict:
+    def blogpost_v2(c: Content, fmt: str | None, include_version: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"spaceId": str(c.space_id)}
         if include_version:
             out["version"] = version_v2(c)

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ._common import FakeControls, controls_middleware
+from ._common import FakeControls, Handler, controls_middleware
 
 
 @dataclass
@@ -49,11 +49,11 @@ def _int(request: web.Request, name: str, default: int) -> int:
 
 def make_app(state: GenericState) -> web.Application:
     @web.middleware
-    async def count_in_flight(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def count_in_flight(request: web.Request, handler: Handler) -> web.StreamResponse:
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
         try:
-            return await handler(request)  # type: ignore[no-any-return]
+            return await handler(request)
         finally:
             state.in_flight -= 1
 

@@ -932,8 +932,8 @@ def _range_predicate(
             # For a date, ">X" starts after X's whole day and "<=X" includes all of it.
             threshold = lo if op in (">=", "<") else hi
             if op in (">=", ">"):
-                return lambda t, b=threshold: t >= b
-            return lambda t, b=threshold: t < b
+                return lambda t: t >= threshold
+            return lambda t: t < threshold
     if ".." in value:
         left, _, right = value.partition("..")
         lo_b = None if left == "*" else parse(left)
@@ -974,6 +974,15 @@ class _Query:
     languages: list[str] = field(default_factory=list)
 
 
+def _field_filter(attr: str, pred: Callable[[int], bool]) -> Callable[[Repo], bool]:
+    """A filter that applies ``pred`` to one of a repository's numeric fields."""
+    return lambda r: pred(getattr(r, attr))
+
+
+def _negated(f: Callable[[Repo], bool]) -> Callable[[Repo], bool]:
+    return lambda r: not f(r)
+
+
 def _apply_qualifier(query: _Query, key: str, value: str) -> bool:
     """Record one ``key:value`` qualifier; False when it is not one (then it is text)."""
     pred: Callable[[int], bool] | None
@@ -985,14 +994,13 @@ def _apply_qualifier(query: _Query, key: str, value: str) -> bool:
         pred = _range_predicate(value, _parse_instant)
         if pred is None:
             return False
-        attr = f"{key}_at"
-        query.filters.append(lambda r, p=pred, a=attr: p(getattr(r, a)))
+        query.filters.append(_field_filter(f"{key}_at", pred))
     elif key in ("stars", "forks", "size"):
         pred = _range_predicate(value, _parse_number)
         if pred is None:
             return False
         attr = {"stars": "stargazers_count", "forks": "forks_count", "size": "size"}[key]
-        query.filters.append(lambda r, p=pred, a=attr: p(getattr(r, a)))
+        query.filters.append(_field_filter(attr, pred))
     elif key == "language":
         query.languages.append(value.lower())
     elif key == "in":
@@ -1000,14 +1008,14 @@ def _apply_qualifier(query: _Query, key: str, value: str) -> bool:
     elif key == "fork":
         query.fork = value.lower()
     elif key == "is" and value.lower() in ("public", "private"):
-        want = value.lower() == "private"
-        query.filters.append(lambda r, w=want: r.private == w)
+        private = value.lower() == "private"
+        query.filters.append(lambda r: r.private == private)
     elif key == "archived":
-        want = value.lower() == "true"
-        query.filters.append(lambda r, w=want: r.archived == w)
+        archived = value.lower() == "true"
+        query.filters.append(lambda r: r.archived == archived)
     elif key == "topic":
         topic = value.lower()
-        query.filters.append(lambda r, t=topic: t in r.topics)
+        query.filters.append(lambda r: topic in r.topics)
     elif key == "path":
         query.paths.append(value.strip("/").lower())
     elif key == "filename":
@@ -1032,8 +1040,7 @@ def _parse_query(q: str) -> _Query:
             n_filters = len(query.filters)
             if _apply_qualifier(query, key, value):
                 if neg and len(query.filters) > n_filters:
-                    positive = query.filters.pop()
-                    query.filters.append(lambda r, f=positive: not f(r))
+                    query.filters.append(_negated(query.filters.pop()))
                 continue
             # An unknown qualifier, or one whose value does not parse, is searched as text.
             words = _words(match.group(0))
@@ -1572,7 +1579,9 @@ async def search_repositories(request: web.Request) -> web.Response:
         for owner in owners or ():
             pool.update((r.id, r) for r in state.repos_of(owner))
         for rid in repo_ids or ():
-            pool[rid] = state.repo_by_id(rid)  # type: ignore[assignment]
+            found = state.repo_by_id(rid)
+            assert found is not None  # _resolve_scopes names only repositories that exist
+            pool[rid] = found
         candidates = pool.values()
     else:
         candidates = state.repos
@@ -1678,7 +1687,9 @@ async def search_code(request: web.Request) -> web.Response:
         for owner in owners or ():
             pool.update((r.id, r) for r in state.repos_of(owner))
         for rid in repo_ids or ():
-            pool[rid] = state.repo_by_id(rid)  # type: ignore[assignment]
+            found = state.repo_by_id(rid)
+            assert found is not None  # _resolve_scopes names only repositories that exist
+            pool[rid] = found
         candidates: Iterable[Repo] = sorted(pool.values(), key=lambda r: r.id)
     else:
         candidates = state.repos
