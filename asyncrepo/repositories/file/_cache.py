@@ -240,7 +240,7 @@ class DiskCache(DownloadCache):
     to a new blob (never written again), then the entry is replaced atomically to name it;
     older blobs of the URL are removed after that (an open one stays readable on POSIX). So
     an entry always names its own download's bytes: concurrent downloads of one URL cost a
-    download each, and the last one to finish is kept, whole."""
+    download each, and the last one to commit is kept, whole."""
 
     #: Seconds after which a blob that no entry names is removed by a sweep.
     ORPHAN_AGE = 60.0
