@@ -32,7 +32,6 @@ from urllib.parse import urljoin, urlsplit
 from aiolimiter import AsyncLimiter
 from multidict import CIMultiDict
 
-from ...convert import parse_datetime
 from ...exceptions import AsyncRepoError, ConfigurationError, InvalidCursor, RateLimited
 from ...http import BearerAuth, HTTPClient, Response, ResponseCache, RetryPolicy
 from ...pagination import Batch, Following, LinkHeader, PreparedRequest, parse_link_header
@@ -48,7 +47,6 @@ __all__ = [
     "GitHubRepository",
     "check_login",
     "escape_query",
-    "github_datetime",
     "make_cache",
     "resolve_token",
 ]
@@ -169,18 +167,6 @@ def check_login(value: str | None, what: str, *, source: str) -> str | None:
     if not isinstance(value, str) or not _LOGIN_RE.fullmatch(value):
         raise ConfigurationError(f"{what} must be a GitHub login, not {value!r}", source=source)
     return value
-
-
-def github_datetime(value: Any) -> datetime | None:
-    """GitHub's ``2011-01-26T19:01:12Z`` -> aware datetime (fast path: ``fromisoformat``;
-    a time without an offset is UTC, as everywhere in asyncrepo)."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        return parse_datetime(value)
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 # -- search query escaping ------------------------------------------------------------------

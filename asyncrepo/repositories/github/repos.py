@@ -74,6 +74,7 @@ from typing import Any, ClassVar
 
 from aiolimiter import AsyncLimiter
 
+from ...convert import parse_datetime
 from ...exceptions import ConfigurationError, InvalidCursor, InvalidQuery, UnsupportedOption
 from ...http import ResponseCache, RetryPolicy
 from ...pagination import Batch, pump
@@ -85,7 +86,6 @@ from ._client import (
     GitHubRepository,
     check_login,
     escape_query,
-    github_datetime,
     make_cache,
     resolve_token,
 )
@@ -244,8 +244,8 @@ class Repos(GitHubRepository):
             title=full_name,
             text=raw.get("description"),
             url=raw.get("html_url"),
-            created_at=github_datetime(raw.get("created_at")),
-            updated_at=github_datetime(updated),
+            created_at=parse_datetime(raw.get("created_at")),
+            updated_at=parse_datetime(updated),
             author=raw["owner"]["login"],
             kind="repository",
         )
@@ -348,14 +348,14 @@ class Repos(GitHubRepository):
         kept: list[Item] = []
         stopped = False
         for raw, item in zip(raws, items, strict=True):
-            stamp = github_datetime(raw.get(f"{key}_at"))
+            stamp = parse_datetime(raw.get(f"{key}_at"))
             if stamp is None:
                 continue  # never pushed: the first pass had it if it is recent
             if stamp < since:
                 stopped = True
                 break
             if key == "pushed":
-                updated = github_datetime(raw.get("updated_at"))
+                updated = parse_datetime(raw.get("updated_at"))
                 if updated is not None and updated >= since:
                     continue  # the first pass gave it
             kept.append(item)
