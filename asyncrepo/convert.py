@@ -18,15 +18,19 @@ def parse_datetime(value: Any) -> datetime | None:
     """A timezone-aware datetime from ISO 8601 (``Z``, ``+00:00`` or Jira's ``+0000``),
     a ``datetime`` (naive ones are taken as UTC) or epoch seconds; ``None`` for empty.
     Raises ``ValueError`` for anything else (connectors turn that into MalformedResponse)."""
+    if isinstance(value, str) and value:  # the common case first: it runs once per date
+        return _parse_iso(value)
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, UTC)
-    if not isinstance(value, str):
-        raise ValueError(f"not a date: {value!r}")
-    try:  # the common case, and fast: Python 3.11 reads "Z", "+00:00" and "+0000"
+    raise ValueError(f"not a date: {value!r}")
+
+
+def _parse_iso(value: str) -> datetime:
+    try:  # fast: Python 3.11 reads "Z", "+00:00" and "+0000"
         parsed = datetime.fromisoformat(value)
     except ValueError:
         pass
