@@ -253,14 +253,24 @@ class DiskCache(DownloadCache):
     def key(url: str) -> str:
         return hashlib.sha256(url.encode()).hexdigest()[:32]
 
-    def _read_entry(self, url: str) -> tuple[CachedFile, str] | None:
-        key = self.key(url)
+    def _stored(self, key: str) -> dict[str, Any] | None:
+        """The fields in the URL's entry file; ``None`` if absent or not a JSON object."""
         try:
             fields = orjson.loads((self.directory / f"{key}.json").read_bytes())
-            blob = fields.pop("blob")
+        except (OSError, ValueError):
+            return None
+        return fields if isinstance(fields, dict) else None
+
+    def _read_entry(self, url: str) -> tuple[CachedFile, str] | None:
+        key = self.key(url)
+        fields = self._stored(key)
+        if fields is None:
+            return None
+        blob = fields.pop("blob", None)
+        try:
             entry = CachedFile(**fields)
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            return None  # absent, half-written by an older version, or not ours
+        except TypeError:
+            return None  # an entry of an older layout, or not ours
         if entry.url != url or not isinstance(blob, str) or not _BLOB_RE.fullmatch(blob):
             return None
         if not blob.startswith(key):
@@ -278,10 +288,7 @@ class DiskCache(DownloadCache):
             raise
 
     def _current_blob(self, key: str) -> str | None:
-        try:
-            blob = orjson.loads((self.directory / f"{key}.json").read_bytes()).get("blob")
-        except (OSError, ValueError, AttributeError):
-            return None
+        blob = (self._stored(key) or {}).get("blob")
         return blob if isinstance(blob, str) else None
 
     def _sweep(self, key: str, superseded: str | None) -> None:
