@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import orjson
@@ -42,13 +42,12 @@ from .exceptions import (
     ConfigurationError,
     InvalidQuery,
     ItemNotFound,
-    MalformedResponse,
     PermissionDenied,
     RateLimited,
     SourceTimeout,
     SourceUnavailable,
 )
-from .pagination import PreparedRequest
+from .wire import PreparedRequest, Response, redact_url
 
 __all__ = [
     "Auth",
@@ -65,42 +64,6 @@ __all__ = [
 log = logging.getLogger("asyncrepo.http")
 
 USER_AGENT = f"asyncrepo/{__version__}"
-_SENSITIVE_PARAMS = {
-    "access_token",
-    "api_key",
-    "apikey",
-    "auth",
-    "client_secret",
-    "code",
-    "key",
-    "password",
-    "secret",
-    "sig",
-    "signature",
-    "token",
-    "x-amz-credential",
-    "x-amz-security-token",
-    "x-amz-signature",
-}
-
-
-def redact_url(url: str) -> str:
-    """The URL without user info and with credential-like query parameters masked."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k.lower() in _SENSITIVE_PARAMS for k, _ in pairs):
-            query = urlencode(
-                [(k, "REDACTED" if k.lower() in _SENSITIVE_PARAMS else v) for k, v in pairs]
-            )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 # -- authentication -------------------------------------------------------------------------
@@ -199,36 +162,6 @@ class RetryPolicy:
 
 
 # -- responses and caching ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Response:
-    """A finished response, body read. ``json()`` decodes it (``MalformedResponse`` if it
-    cannot); ``malformed(reason)`` builds that error with the request's context."""
-
-    status: int
-    headers: Mapping[str, str]
-    url: str
-    method: str
-    body: bytes
-    source: str
-    from_cache: bool = False
-
-    def json(self) -> Any:
-        try:
-            return orjson.loads(self.body)
-        except orjson.JSONDecodeError as exc:
-            snippet = self.body[:80].decode("utf-8", "replace")
-            raise self.malformed(f"the body is not JSON ({exc}); it starts {snippet!r}") from None
-
-    def malformed(self, reason: str) -> MalformedResponse:
-        return MalformedResponse(
-            reason,
-            source=self.source,
-            method=self.method,
-            url=redact_url(self.url),
-            status=self.status,
-        )
 
 
 @dataclass

@@ -18,13 +18,13 @@ import asyncio
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-if TYPE_CHECKING:
-    from .http import Response
-    from .repository import Item
+from .exceptions import InvalidCursor
+from .item import Item
+from .wire import PreparedRequest, Response
 
 __all__ = [
     "Batch",
@@ -109,16 +109,6 @@ def _start(fetch: Awaitable[Batch], track: set[asyncio.Task[Any]] | None) -> asy
 # -- HTTP paginators ------------------------------------------------------------------------
 
 
-@dataclass
-class PreparedRequest:
-    """A request about to be sent: a paginator adjusts it for a page."""
-
-    method: str
-    url: str
-    params: dict[str, Any] = field(default_factory=dict)
-    json: Any = None
-
-
 class Paginator:
     """A strategy: how to ask for the page at a state, and what state comes next."""
 
@@ -174,8 +164,6 @@ def _same_origin(state: JSON, endpoint: str) -> str:
     url = str(state)
     theirs, ours = urlsplit(url), urlsplit(endpoint)
     if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
-        from .exceptions import InvalidCursor
-
         raise InvalidCursor(f"a page URL on another host ({theirs.scheme}://{theirs.hostname})")
     return url
 

@@ -36,7 +36,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Protocol, Self, TypeVar
 
@@ -48,21 +48,23 @@ from .exceptions import (
     ItemNotFound,
     UnsupportedOption,
 )
+from .item import Item, ItemSource, plain_items
 from .pagination import Batch, pump
 
 __all__ = [
     "Batch",
     "Capabilities",
     "Item",
+    "ItemSource",
     "Page",
     "PageRequest",
     "Repository",
     "Stream",
     "naive_match",
+    "plain_items",
 ]
 
 JSON = Any  # a JSON-serialisable value
-_ITEM_FIELDS = ("title", "text", "url", "created_at", "updated_at", "author", "kind")
 
 
 _T_co = TypeVar("_T_co", covariant=True)
@@ -78,89 +80,6 @@ class Stream(Protocol[_T_co]):
     def __anext__(self) -> Awaitable[_T_co]: ...
 
     def aclose(self) -> Awaitable[None]: ...
-
-
-class Item:
-    """One record of a source.
-
-    ``identifier`` is unique within its repository; ``raw`` is the source's own record
-    (JSON-serialisable); the common fields are the same over every source (``None`` when
-    the source has no such thing). Slotted: an item costs little more than its raw dict.
-    """
-
-    __slots__ = (
-        "author",
-        "created_at",
-        "identifier",
-        "kind",
-        "raw",
-        "repository",
-        "text",
-        "title",
-        "updated_at",
-        "url",
-    )
-
-    def __init__(
-        self,
-        identifier: str,
-        raw: dict[str, Any],
-        repository: Repository | None = None,
-        *,
-        title: str | None = None,
-        text: str | None = None,
-        url: str | None = None,
-        created_at: datetime | None = None,
-        updated_at: datetime | None = None,
-        author: str | None = None,
-        kind: str | None = None,
-    ) -> None:
-        self.identifier = identifier
-        self.raw = raw
-        self.repository = repository
-        self.title = title
-        self.text = text
-        self.url = url
-        self.created_at = created_at
-        self.updated_at = updated_at
-        self.author = author
-        self.kind = kind
-
-    @property
-    def source(self) -> str | None:
-        """The registry name of the repository this item came from."""
-        return self.repository.name if self.repository is not None else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: identifier, source, the common fields (ISO dates) and raw."""
-        out: dict[str, Any] = {"identifier": self.identifier, "source": self.source}
-        for name in _ITEM_FIELDS:
-            value = getattr(self, name)
-            out[name] = value.isoformat() if isinstance(value, datetime | date) else value
-        out["raw"] = self.raw
-        return out
-
-    def __repr__(self) -> str:
-        title = f", title={self.title!r}" if self.title is not None else ""
-        return f"Item({self.identifier!r}{title}, source={self.source!r})"
-
-
-def plain_items(
-    identifiers: Iterable[str], raws: Iterable[dict[str, Any]], repository: Repository | None
-) -> Iterator[Item]:
-    """Items with only an identifier, a raw dict and a repository (every common field
-    ``None``), one per pair, made as they are taken: the path for connectors that hand out
-    many plain items (CSV rows). It skips ``Item.__init__``'s call, about 40% of an item's
-    cost; a test keeps it setting every slot ``__init__`` sets."""
-    new = object.__new__
-    for identifier, raw in zip(identifiers, raws, strict=False):  # identifiers may be endless
-        item = new(Item)
-        item.identifier = identifier
-        item.raw = raw
-        item.repository = repository
-        item.title = item.text = item.url = item.author = item.kind = None
-        item.created_at = item.updated_at = None
-        yield item
 
 
 class Page:
