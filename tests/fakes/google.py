@@ -1,0 +1,801 @@
+"""A fake of Google's Drive v3, Gmail v1 and Calendar v3 REST APIs and of the OAuth 2.0 token
+endpoint, on one aiohttp application.
+
+Written from Google's discovery documents (``drive.v3.json``, ``gmail.v1.json``,
+``calendar.v3.json``, Apache License 2.0, © Google LLC; parameter names, defaults, caps and
+resource shapes are taken from them) and from Google's published behaviour:
+
+* auth: ``Authorization: Bearer <token>``; unknown token -> 401 ``authError``
+  (``UNAUTHENTICATED``); a token without a scope the method needs -> 403
+  ``insufficientPermissions`` with ``WWW-Authenticate: ... error="insufficient_scope",
+  scope="..."``. Errors use Google's body ``{"error": {"code", "message", "errors":
+  [{"message", "domain", "reason"}], "status"}}``;
+* ``POST /token``: the JWT-bearer grant google-auth's service-account credentials send. The
+  assertion's RS256 signature is verified against the registered public key; ``aud`` must be
+  the token URI; the issued token carries the ``scope`` claim's scopes; ``sub`` is recorded;
+* Drive ``files.list``: ``q`` parsed by a real tokenizer/parser of the Drive query language
+  subset (``and``/``or``/``not``, parentheses, ``'x' in parents``, ``name``/``fullText``
+  ``contains``, ``mimeType``, ``modifiedTime``/``createdTime`` comparisons, ``trashed``);
+  string literals are single-quoted with ``\\'`` and ``\\\\`` as the only escapes (anything
+  else is 400). ``fullText contains`` matches whole word tokens (Drive matches whole tokens);
+  ``name contains`` is a prefix match (as Drive documents). ``pageSize`` defaults to 100 and
+  values above 1000 are set to 1000; ``fields`` is a real partial-response selector and the
+  default is Drive's (``kind, incompleteSearch, files(kind, id, name, mimeType)``);
+  ``orderBy`` with a ``fullText`` query is refused (Drive sorts those by relevance); shared
+  drives need ``corpora=drive`` + ``driveId`` + ``includeItemsFromAllDrives=true``, and
+  ``files.get`` of a shared-drive file needs ``supportsAllDrives=true`` (404 otherwise);
+* ``alt=media`` and ``files/{id}/export`` (Google Docs editors files only).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from aiohttp import web
+
+from ._common import FakeControls, controls_middleware
+
+DRIVE = "https://www.googleapis.com/auth/drive"
+DRIVE_READONLY = "https://www.googleapis.com/auth/drive.readonly"
+DRIVE_METADATA = "https://www.googleapis.com/auth/drive.metadata.readonly"
+GMAIL_READONLY = "https://www.googleapis.com/auth/gmail.readonly"
+CALENDAR_READONLY = "https://www.googleapis.com/auth/calendar.readonly"
+ALL_SCOPES = frozenset({DRIVE, DRIVE_READONLY, GMAIL_READONLY, CALENDAR_READONLY})
+
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+FOLDER = "application/vnd.google-apps.folder"
+DOC = "application/vnd.google-apps.document"
+SHEET = "application/vnd.google-apps.spreadsheet"
+SLIDES = "application/vnd.google-apps.presentation"
+EXPORTS = {
+    DOC: {"text/plain", "text/html", "application/pdf"},
+    SHEET: {"text/csv", "application/pdf"},
+    SLIDES: {"text/plain", "application/pdf"},
+}
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    410: "FAILED_PRECONDITION",
+    429: "RESOURCE_EXHAUSTED",
+}
+
+
+def google_error(
+    status: int,
+    message: str,
+    reason: str,
+    *,
+    headers: dict[str, str] | None = None,
+    domain: str = "global",
+) -> web.Response:
+    """An error in Google's JSON dialect."""
+    body = {
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [{"message": message, "domain": domain, "reason": reason}],
+            "status": _STATUS.get(status, "UNKNOWN"),
+        }
+    }
+    return web.json_response(body, status=status, headers=headers)
+
+
+def rfc3339(when: datetime) -> str:
+    utc = when.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError("no offset")
+    return value
+
+
+# -- state ----------------------------------------------------------------------------------
+
+
+@dataclass
+class DriveFile:
+    id: str
+    name: str
+    mime_type: str
+    created: datetime
+    modified: datetime
+    parents: list[str] = field(default_factory=list)
+    description: str | None = None
+    trashed: bool = False
+    drive_id: str | None = None
+    content: bytes = b""
+    exports: dict[str, bytes] = field(default_factory=dict)
+    modifier: tuple[str, str] = ("Ada Lovelace", "ada@example.com")
+
+    def resource(self) -> dict[str, Any]:
+        """The full v3 File resource (``fields=*``)."""
+        data: dict[str, Any] = {
+            "kind": "drive#file",
+            "id": self.id,
+            "name": self.name,
+            "mimeType": self.mime_type,
+            "parents": list(self.parents),
+            "trashed": self.trashed,
+            "createdTime": rfc3339(self.created),
+            "modifiedTime": rfc3339(self.modified),
+            "webViewLink": f"https://drive.google.com/file/d/{self.id}/view?usp=drivesdk",
+            "lastModifyingUser": {
+                "kind": "drive#user",
+                "displayName": self.modifier[0],
+                "emailAddress": self.modifier[1],
+                "me": False,
+                "permissionId": hashlib.sha1(self.modifier[1].encode()).hexdigest()[:20],
+            },
+            "version": "1",
+        }
+        if self.mime_type.startswith("application/vnd.google-apps."):
+            if self.mime_type in EXPORTS:
+                data["webViewLink"] = f"https://docs.google.com/document/d/{self.id}/edit"
+        else:
+            data["size"] = str(len(self.content))
+            data["md5Checksum"] = hashlib.md5(self.content).hexdigest()
+        if self.description is not None:
+            data["description"] = self.description
+        if self.drive_id is not None:
+            data["driveId"] = self.drive_id
+        return data
+
+    def full_text(self) -> str:
+        parts = [self.name, self.description or ""]
+        if self.mime_type in EXPORTS:
+            parts.extend(v.decode("utf-8", "replace") for v in self.exports.values())
+        elif self.mime_type.startswith("text/"):
+            parts.append(self.content.decode("utf-8", "replace"))
+        return "\n".join(parts)
+
+
+@dataclass
+class GoogleState:
+    controls: FakeControls = field(default_factory=FakeControls)
+    #: access token -> its scopes
+    tokens: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: service-account client_email -> PEM public key (for the JWT-bearer grant)
+    service_accounts: dict[str, bytes] = field(default_factory=dict)
+    #: the verified claims of every assertion /token accepted
+    grants: list[dict[str, Any]] = field(default_factory=list)
+    token_lifetime: int = 3600
+    files: dict[str, DriveFile] = field(default_factory=dict)
+    drives: set[str] = field(default_factory=set)
+    #: every Drive ``q`` parsed, as (q, tree), for tests of the escaping
+    parsed_queries: list[tuple[str, Any]] = field(default_factory=list)
+    _counter: int = 0
+
+    def issue_token(self, scopes: frozenset[str] = ALL_SCOPES) -> str:
+        self._counter += 1
+        token = f"ya29.fake-{self._counter}-{hashlib.sha1(str(self._counter).encode()).hexdigest()}"
+        self.tokens[token] = scopes
+        return token
+
+    def next_id(self, prefix: str) -> str:
+        self._counter += 1
+        digest = hashlib.sha256(f"{prefix}{self._counter}".encode()).digest()
+        return prefix + base64.urlsafe_b64encode(digest).decode().rstrip("=")[:24]
+
+    def add_file(
+        self,
+        name: str,
+        *,
+        mime_type: str = "text/plain",
+        content: bytes = b"",
+        modified: datetime | None = None,
+        created: datetime | None = None,
+        parents: list[str] | None = None,
+        **kwargs: Any,
+    ) -> DriveFile:
+        now = datetime(2025, 1, 1, tzinfo=UTC)
+        file = DriveFile(
+            id=self.next_id("1"),
+            name=name,
+            mime_type=mime_type,
+            created=created or modified or now,
+            modified=modified or created or now,
+            parents=list(parents or ["root"]),
+            content=content,
+            **kwargs,
+        )
+        self.files[file.id] = file
+        return file
+
+
+STATE_KEY: web.AppKey[GoogleState] = web.AppKey("google_state", GoogleState)
+
+
+# -- auth -----------------------------------------------------------------------------------
+
+
+def _check_auth(
+    state: GoogleState, request: web.Request, accepted: set[str]
+) -> web.Response | None:
+    header = request.headers.get("Authorization", "")
+    scopes = state.tokens.get(header[7:]) if header.startswith("Bearer ") else None
+    if scopes is None:
+        return google_error(
+            401,
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+            "login cookie or other valid authentication credential.",
+            "authError",
+            headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
+        )
+    if not scopes & accepted:
+        wanted = " ".join(sorted(accepted))
+        return google_error(
+            403,
+            "Request had insufficient authentication scopes.",
+            "insufficientPermissions",
+            headers={
+                "WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", '
+                f'error="insufficient_scope", scope="{wanted}"'
+            },
+        )
+    return None
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+async def token_endpoint(request: web.Request) -> web.StreamResponse:
+    """The OAuth 2.0 JWT-bearer grant (RFC 7523), as google-auth's service accounts use it."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    state = request.app[STATE_KEY]
+    form = dict(parse_qsl((await request.read()).decode()))
+
+    def refuse(error: str, description: str) -> web.Response:
+        return web.json_response({"error": error, "error_description": description}, status=400)
+
+    if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+        return refuse("unsupported_grant_type", "Invalid grant_type")
+    try:
+        head, payload, signature = form["assertion"].split(".")
+        header = orjson.loads(_b64url(head))
+        claims = orjson.loads(_b64url(payload))
+    except (KeyError, ValueError):
+        return refuse("invalid_grant", "Invalid JWT")
+    if header.get("alg") != "RS256":
+        return refuse("invalid_grant", "Invalid JWT signature algorithm")
+    pem = state.service_accounts.get(claims.get("iss", ""))
+    if pem is None:
+        return refuse("invalid_grant", "Invalid JWT: unknown issuer")
+    key = serialization.load_pem_public_key(pem)
+    assert isinstance(key, rsa.RSAPublicKey)
+    try:
+        key.verify(
+            _b64url(signature),
+            f"{head}.{payload}".encode(),
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )
+    except InvalidSignature:
+        return refuse("invalid_grant", "Invalid JWT Signature.")
+    now = time.time()
+    if claims.get("aud") != GOOGLE_TOKEN_URI:  # Google's own, whatever the token_uri
+        return refuse("invalid_grant", "Invalid JWT: audience")
+    if not (claims.get("iat", 0) - 300 <= now <= claims.get("exp", 0) + 300):
+        return refuse("invalid_grant", "Invalid JWT: Token must be a short-lived token")
+    scopes = frozenset(str(claims.get("scope", "")).split())
+    if not scopes:
+        return refuse("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
+    state.grants.append(claims)
+    token = state.issue_token(scopes)
+    return web.json_response(
+        {"access_token": token, "expires_in": state.token_lifetime, "token_type": "Bearer"}
+    )
+
+
+# -- Drive query language -------------------------------------------------------------------
+
+
+class QueryError(ValueError):
+    pass
+
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<string>'(?:[^'\\]|\\.)*')|(?P<op>!=|<=|>=|=|<|>)|(?P<paren>[()])"
+    r"|(?P<word>[A-Za-z_][A-Za-z0-9_.]*))",
+    re.DOTALL,
+)
+
+
+def unquote_literal(text: str) -> str:
+    """A Drive string literal's value: ``\\'`` and ``\\\\`` are the only escapes."""
+    body = text[1:-1]
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\":
+            nxt = body[i + 1] if i + 1 < len(body) else ""
+            if nxt not in ("'", "\\"):
+                raise QueryError(f"invalid escape \\{nxt} in a string literal")
+            out.append(nxt)
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def tokenize(q: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(q):
+        if q[pos:].strip() == "":
+            break
+        match = _TOKEN.match(q, pos)
+        if match is None or match.end() == pos:
+            raise QueryError(f"cannot read the query at {q[pos : pos + 20]!r}")
+        kind = match.lastgroup
+        assert kind is not None
+        value = match.group(kind)
+        tokens.append((kind, unquote_literal(value) if kind == "string" else value))
+        pos = match.end()
+    return tokens
+
+
+_FIELDS = {"name", "fullText", "mimeType", "modifiedTime", "createdTime", "trashed", "starred"}
+_OPS = {"contains", "=", "!=", "<", "<=", ">", ">="}
+
+
+class _Parser:
+    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+        self.tokens = tokens
+        self.pos = 0
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str]:
+        token = self.peek()
+        if token is None:
+            raise QueryError("the query ends too early")
+        self.pos += 1
+        return token
+
+    def keyword(self, word: str) -> bool:
+        token = self.peek()
+        if token is not None and token[0] == "word" and token[1].lower() == word:
+            self.pos += 1
+            return True
+        return False
+
+    def parse(self) -> Any:
+        tree = self.or_expr()
+        if self.peek() is not None:
+            raise QueryError(f"unexpected {self.peek()!r}")
+        return tree
+
+    def or_expr(self) -> Any:
+        parts = [self.and_expr()]
+        while self.keyword("or"):
+            parts.append(self.and_expr())
+        return parts[0] if len(parts) == 1 else ("or", parts)
+
+    def and_expr(self) -> Any:
+        parts = [self.unary()]
+        while self.keyword("and"):
+            parts.append(self.unary())
+        return parts[0] if len(parts) == 1 else ("and", parts)
+
+    def unary(self) -> Any:
+        if self.keyword("not"):
+            return ("not", self.unary())
+        token = self.peek()
+        if token == ("paren", "("):
+            self.take()
+            tree = self.or_expr()
+            if self.take() != ("paren", ")"):
+                raise QueryError("missing )")
+            return tree
+        return self.term()
+
+    def term(self) -> Any:
+        kind, value = self.take()
+        if kind == "string":  # 'x' in parents
+            if not self.keyword("in"):
+                raise QueryError("a string must be followed by 'in'")
+            where = self.take()
+            if where not in (("word", "parents"), ("word", "owners"), ("word", "writers")):
+                raise QueryError(f"cannot use 'in' with {where[1]!r}")
+            return ("in", where[1], value)
+        if kind != "word" or value not in _FIELDS:
+            raise QueryError(f"Invalid Value: unknown field {value!r}")
+        op_kind, op = self.take()
+        if not ((op_kind == "op" and op in _OPS) or (op_kind == "word" and op == "contains")):
+            raise QueryError(f"unknown operator {op!r}")
+        operand_kind, operand = self.take()
+        if value in ("trashed", "starred"):
+            if operand_kind != "word" or operand not in ("true", "false") or op not in ("=", "!="):
+                raise QueryError(f"{value} takes = true or = false")
+            return ("cmp", value, op, operand == "true")
+        if operand_kind != "string":
+            raise QueryError(f"{value} needs a quoted string")
+        if value in ("modifiedTime", "createdTime"):
+            if op == "contains":
+                raise QueryError("dates take comparisons")
+            try:
+                return ("cmp", value, op, parse_time(operand))
+            except ValueError:
+                raise QueryError(f"Invalid Value: not an RFC 3339 date {operand!r}") from None
+        if value == "fullText" and op != "contains":
+            raise QueryError("fullText only takes contains")
+        if value == "name" and op not in ("contains", "=", "!="):
+            raise QueryError("name takes contains, = or !=")
+        if value == "mimeType" and op not in ("contains", "=", "!="):
+            raise QueryError("mimeType takes contains, = or !=")
+        return ("cmp", value, op, operand)
+
+
+def parse_drive_query(q: str) -> Any:
+    """The parse tree of a Drive ``q`` (``QueryError`` for anything outside the subset)."""
+    return _Parser(tokenize(q)).parse()
+
+
+def query_strings(tree: Any) -> list[str]:
+    """Every string literal in a parse tree, in order."""
+    out: list[str] = []
+    if tree[0] in ("and", "or"):
+        for part in tree[1]:
+            out.extend(query_strings(part))
+    elif tree[0] == "not":
+        out.extend(query_strings(tree[1]))
+    elif tree[0] == "in":
+        out.append(tree[2])
+    elif isinstance(tree[3], str):
+        out.append(tree[3])
+    return out
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _words(text: str) -> list[str]:
+    return [w.casefold() for w in _WORD.findall(text)]
+
+
+def _compare(left: Any, op: str, right: Any) -> bool:
+    if op == "=":
+        return bool(left == right)
+    if op == "!=":
+        return bool(left != right)
+    if op == "<":
+        return bool(left < right)
+    if op == "<=":
+        return bool(left <= right)
+    if op == ">":
+        return bool(left > right)
+    return bool(left >= right)
+
+
+def matches(tree: Any, file: DriveFile) -> bool:
+    kind = tree[0]
+    if kind == "and":
+        return all(matches(part, file) for part in tree[1])
+    if kind == "or":
+        return any(matches(part, file) for part in tree[1])
+    if kind == "not":
+        return not matches(tree[1], file)
+    if kind == "in":
+        return tree[1] == "parents" and tree[2] in file.parents
+    _, name, op, value = tree
+    if name == "fullText":
+        wanted = _words(value)
+        if not wanted:
+            return False
+        have = _words(file.full_text())
+        # whole tokens, in sequence (a phrase)
+        n = len(wanted)
+        return any(have[i : i + n] == wanted for i in range(len(have) - n + 1))
+    if name == "name":
+        if op == "contains":
+            return file.name.casefold().startswith(value.casefold())
+        return _compare(file.name, op, value)
+    if name == "mimeType":
+        if op == "contains":
+            return value in file.mime_type
+        return _compare(file.mime_type, op, value)
+    if name == "modifiedTime":
+        return _compare(
+            file.modified.replace(microsecond=file.modified.microsecond // 1000 * 1000), op, value
+        )
+    if name == "createdTime":
+        return _compare(file.created, op, value)
+    if name == "trashed":
+        return _compare(file.trashed, op, value)
+    return _compare(False, op, value)  # starred: nothing is starred
+
+
+# -- partial responses (fields=) ------------------------------------------------------------
+
+
+def parse_fields(text: str) -> dict[str, Any]:
+    """``a,b(c,d/e)`` -> ``{"a": None, "b": {"c": None, "d": {"e": None}}}``."""
+    pos = 0
+
+    def parse_list() -> dict[str, Any]:
+        nonlocal pos
+        out: dict[str, Any] = {}
+        while pos < len(text):
+            match = re.compile(r"\s*([A-Za-z_*][A-Za-z0-9_]*)").match(text, pos)
+            if match is None:
+                raise QueryError(f"Invalid field selection at {text[pos:]!r}")
+            name = match.group(1)
+            pos = match.end()
+            sub: Any = None
+            if pos < len(text) and text[pos] == "(":
+                pos += 1
+                sub = parse_list()
+                if pos >= len(text) or text[pos] != ")":
+                    raise QueryError("Invalid field selection: missing )")
+                pos += 1
+            elif pos < len(text) and text[pos] == "/":
+                pos += 1
+                sub = parse_list_one()
+            out[name] = sub
+            if pos < len(text) and text[pos] == ",":
+                pos += 1
+                continue
+            break
+        return out
+
+    def parse_list_one() -> dict[str, Any]:
+        nonlocal pos
+        match = re.compile(r"([A-Za-z_*][A-Za-z0-9_]*)").match(text, pos)
+        if match is None:
+            raise QueryError("Invalid field selection")
+        pos = match.end()
+        return {match.group(1): None}
+
+    result = parse_list()
+    if pos != len(text):
+        raise QueryError(f"Invalid field selection at {text[pos:]!r}")
+    return result
+
+
+def select(data: Any, selector: dict[str, Any] | None) -> Any:
+    if selector is None or "*" in selector:
+        return data
+    if isinstance(data, list):
+        return [select(item, selector) for item in data]
+    if not isinstance(data, dict):
+        return data
+    return {k: select(data[k], sub) for k, sub in selector.items() if k in data}
+
+
+# -- Drive handlers -------------------------------------------------------------------------
+
+_DRIVE_SCOPES = {DRIVE, DRIVE_READONLY, DRIVE_METADATA}
+_DRIVE_CONTENT_SCOPES = {DRIVE, DRIVE_READONLY}
+_DEFAULT_LIST_FIELDS = "kind,incompleteSearch,nextPageToken,files(kind,id,name,mimeType)"
+_DEFAULT_FILE_FIELDS = "kind,id,name,mimeType"
+_ORDER_KEYS = {"createdTime", "modifiedTime", "name", "folder"}
+
+
+def _bool_param(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "false").lower() == "true"
+
+
+def _fields(request: web.Request, default: str) -> dict[str, Any]:
+    return parse_fields(request.query.get("fields") or default)
+
+
+def _page_token(query_key: str, offset: int) -> str:
+    raw = orjson.dumps({"k": hashlib.sha1(query_key.encode()).hexdigest()[:12], "o": offset})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_page_token(token: str, query_key: str) -> int | None:
+    try:
+        data = orjson.loads(_b64url(token))
+        if data["k"] != hashlib.sha1(query_key.encode()).hexdigest()[:12]:
+            return None
+        offset = int(data["o"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return offset if offset >= 0 else None
+
+
+def _sort_key(order_by: str) -> list[tuple[str, bool]]:
+    keys: list[tuple[str, bool]] = []
+    for part in order_by.split(","):
+        words = part.split()
+        if not words or words[0] not in _ORDER_KEYS or len(words) > 2:
+            raise QueryError(f"Invalid Value: orderBy {part!r}")
+        desc = len(words) == 2 and words[1].lower() == "desc"
+        if len(words) == 2 and words[1].lower() not in ("asc", "desc"):
+            raise QueryError(f"Invalid Value: orderBy {part!r}")
+        keys.append((words[0], desc))
+    return keys
+
+
+def _sort(files: list[DriveFile], keys: list[tuple[str, bool]]) -> list[DriveFile]:
+    for name, desc in reversed(keys):
+        if name == "folder":
+            files.sort(key=lambda f: f.mime_type != FOLDER, reverse=desc)
+        elif name == "name":
+            files.sort(key=lambda f: f.name, reverse=desc)
+        elif name == "createdTime":
+            files.sort(key=lambda f: f.created, reverse=desc)
+        else:
+            files.sort(key=lambda f: f.modified, reverse=desc)
+    return files
+
+
+async def drive_list(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    denied = _check_auth(state, request, _DRIVE_SCOPES)
+    if denied is not None:
+        return denied
+    query = request.query
+    q = query.get("q", "")
+    order_by = query.get("orderBy", "")
+    corpora = query.get("corpora", "user")
+    drive_id = query.get("driveId")
+    try:
+        tree = parse_drive_query(q) if q.strip() else None
+        if tree is not None:
+            state.parsed_queries.append((q, tree))
+        keys = _sort_key(order_by) if order_by else []
+        selector = _fields(request, _DEFAULT_LIST_FIELDS)
+        size = int(query.get("pageSize", "100"))
+    except (QueryError, ValueError) as exc:
+        return google_error(400, f"Invalid Value: {exc}", "invalid")
+    if size < 1:
+        return google_error(400, "Invalid Value: pageSize", "invalid")
+    size = min(size, 1000)  # "values above 1000 are changed to 1000"
+    if keys and tree is not None and "'fullText'" in repr(tree):
+        return google_error(
+            400,
+            "Sorting is not supported for queries with fullText terms. Results are always in "
+            "descending relevance order.",
+            "invalid",
+        )
+    if corpora not in ("user", "drive", "allDrives", "domain"):
+        return google_error(400, f"Invalid Value: corpora {corpora!r}", "invalid")
+    if corpora == "drive" and not drive_id:
+        return google_error(
+            400,
+            "The driveId parameter must be specified if and only if corpora is set to drive.",
+            "invalid",
+        )
+    if drive_id and corpora != "drive":
+        return google_error(
+            400,
+            "The driveId parameter must be specified if and only if corpora is set to drive.",
+            "invalid",
+        )
+    all_drives = _bool_param(request, "includeItemsFromAllDrives")
+    if corpora in ("drive", "allDrives") and not (
+        all_drives and _bool_param(request, "supportsAllDrives")
+    ):
+        return google_error(
+            403,
+            "The includeItemsFromAllDrives parameter must be set to true when corpora is "
+            f"{corpora}.",
+            "teamDrivesParameterRequired",
+        )
+    if drive_id and drive_id not in state.drives:
+        return google_error(404, f"Shared drive not found: {drive_id}", "notFound")
+    files = list(state.files.values())
+    if corpora == "drive":
+        files = [f for f in files if f.drive_id == drive_id]
+    elif corpora == "user" or not all_drives:
+        files = [f for f in files if f.drive_id is None]
+    if tree is not None:
+        files = [f for f in files if matches(tree, f)]
+    if keys:
+        files = _sort(files, keys)
+    query_key = "|".join((q, order_by, corpora, drive_id or ""))
+    offset = 0
+    if "pageToken" in query:
+        found = _read_page_token(query["pageToken"], query_key)
+        if found is None:
+            return google_error(400, "Invalid Value", "invalid")
+        offset = found
+    page = files[offset : offset + size]
+    body: dict[str, Any] = {
+        "kind": "drive#fileList",
+        "incompleteSearch": False,
+        "files": [f.resource() for f in page],
+    }
+    if offset + size < len(files):
+        body["nextPageToken"] = _page_token(query_key, offset + size)
+    return web.json_response(select(body, selector))
+
+
+def _find_file(request: web.Request) -> DriveFile | web.Response:
+    state = request.app[STATE_KEY]
+    file_id = request.match_info["file_id"]
+    file = state.files.get(file_id)
+    if file is None or (
+        file.drive_id is not None and not _bool_param(request, "supportsAllDrives")
+    ):
+        return google_error(404, f"File not found: {file_id}.", "notFound")
+    return file
+
+
+async def drive_get(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    media = request.query.get("alt") == "media"
+    denied = _check_auth(state, request, _DRIVE_CONTENT_SCOPES if media else _DRIVE_SCOPES)
+    if denied is not None:
+        return denied
+    found = _find_file(request)
+    if isinstance(found, web.Response):
+        return found
+    if media:
+        if found.mime_type.startswith("application/vnd.google-apps."):
+            return google_error(
+                403,
+                "Only files with binary content can be downloaded. Use Export with Docs "
+                "Editors files.",
+                "fileNotDownloadable",
+            )
+        return web.Response(body=found.content, content_type=found.mime_type)
+    try:
+        selector = _fields(request, _DEFAULT_FILE_FIELDS)
+    except QueryError as exc:
+        return google_error(400, str(exc), "invalidParameter")
+    return web.json_response(select(found.resource(), selector))
+
+
+async def drive_export(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    denied = _check_auth(state, request, _DRIVE_CONTENT_SCOPES)
+    if denied is not None:
+        return denied
+    found = _find_file(request)
+    if isinstance(found, web.Response):
+        return found
+    wanted = request.query.get("mimeType")
+    if not wanted:
+        return google_error(400, "Required parameter: mimeType", "required")
+    if found.mime_type not in EXPORTS:
+        return google_error(403, "Export only supports Docs Editors files.", "fileNotExportable")
+    if wanted not in EXPORTS[found.mime_type]:
+        return google_error(400, "The requested conversion is not supported.", "badRequest")
+    data = found.exports.get(wanted, b"")
+    return web.Response(body=data, content_type=wanted.split(";")[0], charset="utf-8")
+
+
+# -- the application ------------------------------------------------------------------------
+
+
+def make_app(state: GoogleState) -> web.Application:
+    app = web.Application(middlewares=[controls_middleware(state.controls)])
+    app[STATE_KEY] = state
+    app.router.add_post("/token", token_endpoint)
+    app.router.add_get("/drive/v3/files", drive_list)
+    app.router.add_get("/drive/v3/files/{file_id}", drive_get)
+    app.router.add_get("/drive/v3/files/{file_id}/export", drive_export)
+    _add_gmail_routes(app)
+    _add_calendar_routes(app)
+    return app
+
+
+def _add_gmail_routes(app: web.Application) -> None:
+    return None
+
+
+def _add_calendar_routes(app: web.Application) -> None:
+    return None
