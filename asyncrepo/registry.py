@@ -135,6 +135,11 @@ _schemes: dict[str, str] = {
     "jira+http": "asyncrepo.repositories.jira:from_uri",
     "confluence+https": "asyncrepo.repositories.confluence:from_uri",
     "confluence+http": "asyncrepo.repositories.confluence:from_uri",
+    # Indexes for unified search (asyncrepo.index): targets of `asyncrepo sync`, searchable
+    # like any source. `osindex+` keeps them apart from the OpenSearch *documents* source.
+    "sqlite": "asyncrepo.index.sqlite:from_uri",
+    "osindex+http": "asyncrepo.index.opensearch:from_uri",
+    "osindex+https": "asyncrepo.index.opensearch:from_uri",
 }
 
 
