@@ -25,7 +25,6 @@ repository: a bad option is an error, not a failure of every source.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import itertools
 from collections import deque
@@ -36,6 +35,7 @@ from typing import Any, Literal
 
 import orjson
 
+from .cursors import open_cursor, seal
 from .exceptions import (
     ConfigurationError,
     InvalidCursor,
@@ -501,19 +501,18 @@ class Federated(Repository):
         )
         return hashlib.sha256(material).hexdigest()[:16]
 
-    @staticmethod
-    def _encode(fingerprint: str, state: dict[str, Any]) -> str:
-        payload = orjson.dumps({"v": 1, "fed": fingerprint, "s": state})
-        return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    def _encode(self, fingerprint: str, state: dict[str, Any]) -> str:
+        payload = orjson.dumps({"v": 2, "fed": fingerprint, "s": state})
+        return seal(payload, self.cursor_key)
 
     def _decode(self, cursor: str, fingerprint: str) -> dict[str, _Position]:
+        sealed = open_cursor(cursor, self.cursor_key, source=self.name)
         try:
-            padded = cursor + "=" * (-len(cursor) % 4)
-            payload = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+            payload = orjson.loads(sealed)
             version, found, state = payload["v"], payload["fed"], payload["s"]
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise InvalidCursor("not a federated cursor", source=self.name) from exc
-        if version != 1 or not isinstance(state, dict):
+        if version != 2 or not isinstance(state, dict):
             raise InvalidCursor("not a federated cursor", source=self.name)
         if found != fingerprint:
             raise InvalidCursor(
@@ -529,7 +528,7 @@ class Federated(Repository):
                 and (where[0] is None or isinstance(where[0], str))
                 and isinstance(where[1], int)
                 and not isinstance(where[1], bool)
-                and where[1] >= 0
+                and 0 <= where[1] <= 10**9
             ):
                 raise InvalidCursor("not a federated cursor", source=self.name)
         return state

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import email.utils
 import logging
+import math
 import random
 import time
 from collections import OrderedDict
@@ -26,7 +27,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import aiohttp
 import orjson
@@ -42,6 +43,7 @@ from .exceptions import (
     ConfigurationError,
     InvalidQuery,
     ItemNotFound,
+    MalformedResponse,
     PermissionDenied,
     RateLimited,
     SourceTimeout,
@@ -64,6 +66,25 @@ __all__ = [
 log = logging.getLogger("asyncrepo.http")
 
 USER_AGENT = f"asyncrepo/{__version__}"
+#: The longest wait a vendor may ask for (``Retry-After``, a reset time); longer is clamped.
+MAX_STATED_WAIT = 7 * 24 * 3600.0
+#: The total time one API request may take, connect to last byte (``request_timeout=``).
+DEFAULT_REQUEST_TIMEOUT = 300.0
+#: The largest API response body read (``max_response_bytes=``).
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: Caller headers whose values are not secrets (not scrubbed from messages).
+_PLAIN_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "content-type",
+        "pragma",
+        "user-agent",
+    }
+)
 
 
 # -- authentication -------------------------------------------------------------------------
@@ -237,20 +258,24 @@ def _vendor_message(body: bytes) -> str | None:
 
 
 def _parse_retry_after(value: str | None, now: float) -> float | None:
+    """``Retry-After`` in seconds (a number or an HTTP date), within [0, a week]; ``None``
+    for anything else (``inf``, ``nan``, garbage): a vendor's number never overflows."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - now
+    if not math.isfinite(seconds):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
+    return min(max(0.0, seconds), MAX_STATED_WAIT)
 
 
 def _parse_reset(value: str | None) -> datetime | None:
@@ -259,7 +284,12 @@ def _parse_reset(value: str | None) -> datetime | None:
         return None
     value = value.strip()
     try:
-        return datetime.fromtimestamp(float(value), UTC)
+        stamp = float(value)
+        if math.isfinite(stamp) and 0 <= stamp - time.time() <= MAX_STATED_WAIT:
+            return datetime.fromtimestamp(stamp, UTC)
+        if math.isfinite(stamp) and stamp < time.time():
+            return datetime.fromtimestamp(time.time(), UTC)  # already past: now
+        return None  # out of any sane range: as if unsaid
     except (ValueError, OverflowError, OSError):
         pass
     try:
@@ -290,7 +320,11 @@ class HTTPClient:
         limiter: AsyncLimiter | None = None,
         cache: ResponseCache | None = None,
         verify_ssl: bool = True,
-        trust_env: bool = False,
+        trust_env: bool = True,
+        request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+        download_timeout: float | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        max_redirects: int = 10,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -311,10 +345,15 @@ class HTTPClient:
         self.cache = cache
         self.verify_ssl = verify_ssl
         self.trust_env = trust_env
+        self.request_timeout = request_timeout
+        self.download_timeout = download_timeout
+        self.max_response_bytes = max_response_bytes
+        self.max_redirects = max_redirects
+        # Sent with every request, wherever it goes: nothing secret.
         self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        self._headers.update(headers or {})
-        self._headers.update(self.auth.headers())
-        self._secrets = sorted(self.auth.secrets(), key=len, reverse=True)
+        # The caller's headers and the credentials go only to the origin a request was made
+        # for: a redirect to another scheme, host or port drops them (``_open``).
+        self._caller_headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
         self._paused_until = 0.0  # monotonic time before which no request is sent
         self._users: set[asyncio.Task[Any]] = set()  # tasks inside send(), for aclose()
@@ -335,8 +374,8 @@ class HTTPClient:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers=self._headers,
-                # Connect and per-read limits rather than a total: a large download may take
-                # minutes, but a silent server fails fast.
+                # Connect and per-read limits here; the total per request is ``request_timeout``
+                # (API pages) or ``download_timeout`` (streamed bodies), applied per call.
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=self.timeout, sock_read=self.timeout
                 ),
@@ -373,10 +412,28 @@ class HTTPClient:
             return path
         return self.base_url + "/" + path.lstrip("/")
 
+    def secrets(self) -> list[str]:
+        """Every value to keep out of messages and logs: the credentials' secrets and the
+        values of headers the caller set (an ``X-Api-Key``), as sent and URL-encoded,
+        longest first. Computed on each call: a refreshed token is scrubbed too."""
+        values = list(self.auth.secrets())
+        values.extend(
+            value
+            for name, value in self._caller_headers.items()
+            if name.lower() not in _PLAIN_HEADERS and len(value) >= 4
+        )
+        variants = {v for value in values if value for v in (value, quote(value, safe=""))}
+        return sorted(variants, key=len, reverse=True)
+
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
+        for secret in self.secrets():
             text = text.replace(secret, "***")
         return text
+
+    def origin_headers(self) -> dict[str, str]:
+        """The headers only the request's own origin receives: the caller's and the
+        credentials' (read per request, so a refreshed token is sent at once)."""
+        return {**self._caller_headers, **self.auth.headers()}
 
     def classify(self, response: Response) -> AsyncRepoError | None:
         """The error for a response, or ``None`` for a success. Vendor clients override this
@@ -491,22 +548,25 @@ class HTTPClient:
         url = self.url(path)
         response: aiohttp.ClientResponse | None = None
         retrying = self._retrying()
-        async for attempt in retrying:
-            with attempt:
-                response = await self._open(
-                    "GET", url, params=None, json=None, headers=headers, limiter=None
-                )
-                if response.status >= 400:
-                    body = await response.read()
-                    response.release()
-                    error = self.classify(self._finished(response, "GET", url, body))
-                    assert error is not None
-                    raise error
-        assert response is not None
-        try:
-            yield response
-        finally:
-            response.release()
+        async with self._deadline(self.download_timeout, "GET", url):
+            async for attempt in retrying:
+                with attempt:
+                    response = await self._open(
+                        "GET", url, params=None, json=None, headers=headers, limiter=None
+                    )
+                    if response.status >= 400:
+                        try:
+                            body = await self._read_body(response, "GET", url)
+                        finally:
+                            response.release()
+                        error = self.classify(self._finished(response, "GET", url, body))
+                        assert error is not None
+                        raise error
+            assert response is not None
+            try:
+                yield response
+            finally:
+                response.release()
 
     def _retrying(self) -> AsyncRetrying:
         policy = self.retry
@@ -569,15 +629,95 @@ class HTTPClient:
         for gate in (self.limiter, limiter):
             if gate is not None:
                 await gate.acquire()
-        data = None
-        send_headers = dict(headers or {})
-        if json is not None:
-            data = orjson.dumps(json)
-            send_headers["Content-Type"] = "application/json"
-        with self._transport_errors(method, url):
-            return await self.session.request(
-                method, url, params=_query(params), data=data, headers=send_headers
-            )
+        data = orjson.dumps(json) if json is not None else None
+        query: dict[str, str] | None = _query(params)
+        origin = _origin(url)
+        for _hop in range(self.max_redirects + 1):
+            if _origin(url) == origin:
+                send_headers = {**self.origin_headers(), **(headers or {})}
+            else:  # another origin: nothing of the caller's, no credentials
+                send_headers = {}
+            if data is not None:
+                send_headers["Content-Type"] = "application/json"
+            with self._transport_errors(method, url):
+                raw = await self.session.request(
+                    method,
+                    url,
+                    params=query,
+                    data=data,
+                    headers=send_headers,
+                    allow_redirects=False,
+                )
+            location = raw.headers.get("Location")
+            if raw.status not in _REDIRECTS or not location:
+                return raw
+            raw.release()
+            target = urljoin(str(raw.url), location)
+            if urlsplit(target).scheme not in ("http", "https"):
+                raise SourceUnavailable(
+                    "the source redirected to a URL that is not http(s)",
+                    source=self.source,
+                    method=method,
+                    url=redact_url(url),
+                    status=raw.status,
+                )
+            if raw.status == 303 or (raw.status in (301, 302) and method == "POST"):
+                method, data = "GET", None
+            url, query = target, None  # the Location carries its own query
+        raise SourceUnavailable(
+            f"more than {self.max_redirects} redirects",
+            source=self.source,
+            method=method,
+            url=redact_url(url),
+        )
+
+    @asynccontextmanager
+    async def _deadline(self, seconds: float | None, method: str, url: str) -> AsyncIterator[None]:
+        """A total time limit: a server trickling a byte at a time cannot hold a call open
+        past it (the per-read ``timeout`` would never fire)."""
+        if seconds is None:
+            yield
+            return
+        try:
+            async with asyncio.timeout(seconds):
+                yield
+        except TimeoutError:
+            raise SourceTimeout(
+                f"no complete answer within {seconds:g}s",
+                source=self.source,
+                method=method,
+                url=redact_url(url),
+            ) from None
+
+    async def _read_body(self, raw: aiohttp.ClientResponse, method: str, url: str) -> bytes:
+        """The body, refused once it passes ``max_response_bytes`` (before it is all held:
+        an 800 MB page fails at the cap, and so does a compression bomb, counted inflated)."""
+        cap = self.max_response_bytes
+        with self._transport_errors(method, url, reading=True):
+            if cap is None:
+                return await raw.read()
+            declared = raw.content_length
+            if declared is not None and declared > cap and "Content-Encoding" not in raw.headers:
+                raise self._too_large(raw, method, url, cap)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in raw.content.iter_any():
+                size += len(chunk)
+                if size > cap:
+                    raise self._too_large(raw, method, url, cap)
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+    def _too_large(
+        self, raw: aiohttp.ClientResponse, method: str, url: str, cap: int
+    ) -> MalformedResponse:
+        return MalformedResponse(
+            f"the response body is larger than max_response_bytes ({cap:,} bytes)",
+            source=self.source,
+            method=method,
+            url=redact_url(str(raw.url) or url),
+            status=raw.status,
+        )
 
     @contextmanager
     def _transport_errors(self, method: str, url: str, reading: bool = False) -> Iterator[None]:
@@ -614,6 +754,7 @@ class HTTPClient:
             method=method,
             body=body,
             source=self.source,
+            scrub=self.scrub,
         )
 
     async def _send_once(
@@ -634,19 +775,19 @@ class HTTPClient:
                     send_headers["If-None-Match"] = cached.etag
                 if cached.last_modified:
                     send_headers["If-Modified-Since"] = cached.last_modified
-        raw = await self._open(
-            method,
-            url,
-            params=prepared.params,
-            json=prepared.json,
-            headers=send_headers,
-            limiter=limiter,
-        )
-        try:
-            with self._transport_errors(method, url, reading=True):
-                body = await raw.read()
-        finally:
-            raw.release()
+        async with self._deadline(self.request_timeout, method, url):
+            raw = await self._open(
+                method,
+                url,
+                params=prepared.params,
+                json=prepared.json,
+                headers=send_headers,
+                limiter=limiter,
+            )
+            try:
+                body = await self._read_body(raw, method, url)
+            finally:
+                raw.release()
         response = self._finished(raw, method, url, body)
         if response.status == 304 and cached is not None:
             return replace(
@@ -677,6 +818,17 @@ class HTTPClient:
         wait = reset_at.timestamp() - time.time()
         if 0 < wait <= self.retry.max_wait:
             self._paused_until = max(self._paused_until, time.monotonic() + wait)
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    """(scheme, host, port): what decides whether credentials may go along."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port or default
 
 
 def _query(params: Mapping[str, Any] | None) -> dict[str, str]:

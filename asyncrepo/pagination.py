@@ -15,16 +15,28 @@ Two halves:
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from .exceptions import InvalidCursor
+import orjson
+
+from .exceptions import InvalidCursor, MalformedResponse
 from .item import Item
-from .wire import PreparedRequest, Response
+from .wire import PreparedRequest, Response, redact_url
 
 __all__ = [
     "Batch",
@@ -33,6 +45,7 @@ __all__ = [
     "NextURL",
     "OffsetTotal",
     "PageNumber",
+    "PaginationLoop",
     "Paginator",
     "PreparedRequest",
     "SinglePage",
@@ -41,61 +54,135 @@ __all__ = [
 ]
 
 JSON = Any
-#: The states of all following pages, or a function computing them on demand.
-Following = Sequence[JSON] | Callable[[], Sequence[JSON]] | None
+#: The states of all following pages, or a function computing them on demand. Any iterable
+#: will do; a ``range`` or a generator costs nothing however many pages a vendor claims, so
+#: an absurd total never becomes an allocation.
+Following = Iterable[JSON] | Callable[[], Iterable[JSON] | None] | None
+#: A page-concurrency limit: a number, or a function read each time a fetch could start
+#: (a source adapting to the vendor's rate-limit headers).
+Concurrency = int | Callable[[], int]
 
 
 @dataclass
 class Batch:
     """One vendor page: its items, the state of the page after it (``None``: last page), and,
     when the vendor tells, the states of *all* the following pages (for concurrent fetch):
-    a sequence, or a function that computes it (``pump`` only asks the first page's)."""
+    an iterable, or a function that returns one (``pump`` only asks the first page's, and
+    takes from it lazily)."""
 
     items: list[Item]
     next_state: JSON = None
     following: Following = None
 
 
+class PaginationLoop(MalformedResponse):
+    """The vendor led a listing back to a page it had already served (a cyclic next link,
+    token or offset): following it would stream the same items forever."""
+
+
+def state_key(state: JSON) -> bytes:
+    """A short digest of a page state, for remembering which pages a listing has visited at
+    16 bytes a page."""
+    try:
+        material = orjson.dumps(state, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        material = repr(state).encode()
+    return hashlib.blake2b(material, digest_size=16).digest()
+
+
 async def pump(
     fetch: Callable[[JSON], Awaitable[Batch]],
     start: JSON,
     *,
-    concurrency: int = 4,
+    concurrency: Concurrency = 4,
     track: set[asyncio.Task[Any]] | None = None,
+    source: str | None = None,
 ) -> AsyncIterator[tuple[JSON, Batch]]:
     """Yield ``(state, batch)`` in page order, from ``start`` to the last page.
 
     Prefetches one page ahead; fetches up to ``concurrency`` pages at once when the states of
-    the following pages are known. Closing the generator cancels outstanding fetches; so
-    does cancelling the tasks in ``track`` (the repository's, on ``aclose()``).
+    the following pages are known, taking them from the plan only as fetches start (a plan
+    of a trillion pages costs nothing). A planned listing ends at the first page that says it
+    is the last (``next_state`` ``None``: an empty page past a vendor's inflated total).
+    A state seen before in this listing raises ``PaginationLoop``. Closing the generator
+    cancels outstanding fetches; so does cancelling the tasks in ``track`` (the
+    repository's, on ``aclose()``).
     """
-    concurrency = max(1, concurrency)
+    limit = concurrency if callable(concurrency) else (lambda: concurrency)
     pending: deque[tuple[JSON, asyncio.Task[Batch]]] = deque()
-    planned: deque[JSON] | None = None
+    planned: Iterator[JSON] | None = None
+    visited: set[bytes] = set()
+
+    def visit(state: JSON) -> None:
+        key = state_key(state)
+        if key in visited:
+            raise PaginationLoop(
+                f"the vendor led the listing back to a page it had already served, after "
+                f"{len(visited)} pages (state {_describe(state)}): stopped instead of "
+                "repeating items forever",
+                source=source,
+            )
+        visited.add(key)
+
     try:
         state = start
+        visit(state)
         batch = await fetch(state)
         while True:
             if planned is None and batch.following is not None:
                 known = batch.following() if callable(batch.following) else batch.following
-                planned = deque(known) if known else None
+                planned = _nonempty(known)
             if planned is not None:
-                while planned and len(pending) < concurrency:
-                    next_state = planned.popleft()
+                allowed = max(1, limit())
+                while len(pending) < allowed:
+                    next_state = next(planned, _END)
+                    if next_state is _END:
+                        break
+                    visit(next_state)
                     pending.append((next_state, _start(fetch(next_state), track)))
             elif batch.next_state is not None and not pending:
                 next_state = batch.next_state
+                visit(next_state)
                 pending.append((next_state, _start(fetch(next_state), track)))
             yield state, batch
             if not pending:
                 return
             state, task = pending.popleft()
             batch = await task
+            if planned is not None and batch.next_state is None:
+                # A planned page that is the last: the pages planned after it are past the
+                # data (a shrinking listing, or a lying total). Drop them.
+                planned = iter(())
+                for _, extra in pending:
+                    extra.cancel()
+                if pending:
+                    await asyncio.gather(*(t for _, t in pending), return_exceptions=True)
+                pending.clear()
     finally:
         for _, task in pending:
             task.cancel()
         if pending:
             await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
+
+
+_END = object()
+
+
+def _nonempty(states: Iterable[JSON] | None) -> Iterator[JSON] | None:
+    """An iterator over ``states``, or ``None`` when there are none (then the listing
+    follows ``next_state`` page by page)."""
+    if states is None:
+        return None
+    iterator = iter(states)
+    first = next(iterator, _END)
+    return None if first is _END else itertools.chain((first,), iterator)
+
+
+def _describe(state: JSON) -> str:
+    text = state if isinstance(state, str) else orjson.dumps(state, default=repr).decode()
+    if isinstance(state, str) and state.startswith(("http://", "https://")):
+        text = redact_url(state)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _start(fetch: Awaitable[Batch], track: set[asyncio.Task[Any]] | None) -> asyncio.Task[Batch]:
@@ -145,16 +232,37 @@ def parse_link_header(value: str | None) -> dict[str, str]:
     return links
 
 
-def _numbered_urls(url: str, name: str, numbers: range) -> list[str]:
-    """``url`` with its parameter ``name`` moved to the end and set to each of ``numbers``.
-    The query is parsed and encoded once: a listing of thousands of pages costs one URL
-    rewrite, not one per page."""
-    parts = urlsplit(url)
-    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
-    query = urlencode([*kept, (name, "")])  # ends in "name="
-    head = urlunsplit(parts._replace(query=query, fragment=""))
-    tail = "#" + parts.fragment if parts.fragment else ""
-    return [f"{head}{number}{tail}" for number in numbers]
+class _NumberedURLs(Sequence[str]):
+    """``url`` with its parameter ``name`` moved to the end and set to each of ``numbers``,
+    made on demand: the query is parsed and encoded once (a listing of thousands of pages
+    costs one URL rewrite, not one per page), and a vendor claiming a trillion pages costs
+    no memory (``pump`` takes URLs only as it fetches them)."""
+
+    def __init__(self, url: str, name: str, numbers: range) -> None:
+        parts = urlsplit(url)
+        kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
+        query = urlencode([*kept, (name, "")])  # ends in "name="
+        self._head = urlunsplit(parts._replace(query=query, fragment=""))
+        self._tail = "#" + parts.fragment if parts.fragment else ""
+        self._numbers = numbers
+
+    def __len__(self) -> int:
+        return len(self._numbers)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return f"{self._head}{self._numbers[index]}{self._tail}"
+
+
+def _numbered_urls(url: str, name: str, numbers: range) -> Sequence[str]:
+    return _NumberedURLs(url, name, numbers)
 
 
 def _same_origin(state: JSON, endpoint: str) -> str:
@@ -210,14 +318,14 @@ class LinkHeader(Paginator):
             return next_url, None
         last_url = urljoin(response.url, last_url)
 
-        def following() -> list[str]:  # computed only when pump asks (the first page)
+        def following() -> Sequence[str] | None:  # computed only when pump asks (first page)
             assert page_param is not None and last_url is not None
             first, last = _param(next_url, page_param), _param(last_url, page_param)
             if not (first and last and first.isdigit() and last.isdigit()):
-                return []
+                return None
             urls = _numbered_urls(next_url, page_param, range(int(first), int(last) + 1))
             if not urls or urls[-1] != last_url:
-                return []  # the pages differ by more than their number
+                return None  # the pages differ by more than their number
             return urls
 
         return next_url, following
@@ -356,7 +464,7 @@ class OffsetTotal(Paginator):
         reported = dig(body, self.limit_field) if self.limit_field else None
         following = None
         if isinstance(reported, int) and 0 < reported == len(records):
-            following = list(range(next_offset, total, reported))
+            following = range(next_offset, total, reported)  # lazy: totals may lie
         return next_offset, following
 
 
@@ -386,7 +494,7 @@ class PageNumber(Paginator):
             last = pages - 1 + self.first_page
             if page >= last:
                 return None, None
-            return page + 1, list(range(page + 1, last + 1))
+            return page + 1, range(page + 1, last + 1)  # lazy: page counts may lie
         if len(records) < page_size:
             return None, None
         return page + 1, None

@@ -116,6 +116,54 @@ _BUILTIN = [
         "atlassian",
         "Confluence spaces",
     ),
+    Entry(
+        "google.drive",
+        "asyncrepo.repositories.google.drive:Files",
+        "google",
+        "Google Drive files (My Drive, a folder or a shared drive)",
+    ),
+    Entry(
+        "google.mail",
+        "asyncrepo.repositories.google.mail:Mail",
+        "google",
+        "Gmail messages of a mailbox",
+    ),
+    Entry(
+        "google.calendar",
+        "asyncrepo.repositories.google.calendar:Events",
+        "google",
+        "Google Calendar events of a calendar",
+    ),
+    Entry(
+        "jenkins.jobs",
+        "asyncrepo.repositories.jenkins.jobs:Jobs",
+        "jenkins",
+        "Jenkins jobs, folders and multibranch projects walked recursively",
+    ),
+    Entry(
+        "jenkins.builds",
+        "asyncrepo.repositories.jenkins.builds:Builds",
+        "jenkins",
+        "Jenkins builds of one job or of every job",
+    ),
+    Entry(
+        "slack.channels",
+        "asyncrepo.repositories.slack.channels:Channels",
+        "slack",
+        "Slack channels (conversations) the token can see",
+    ),
+    Entry(
+        "slack.users",
+        "asyncrepo.repositories.slack.users:Users",
+        "slack",
+        "Slack users of the token's workspace",
+    ),
+    Entry(
+        "slack.messages",
+        "asyncrepo.repositories.slack.messages:Messages",
+        "slack",
+        "Slack messages of a channel or of every channel the token reads",
+    ),
 ]
 
 _entries: dict[str, Entry] = {entry.name: entry for entry in _BUILTIN}
@@ -135,6 +183,12 @@ _schemes: dict[str, str] = {
     "jira+http": "asyncrepo.repositories.jira:from_uri",
     "confluence+https": "asyncrepo.repositories.confluence:from_uri",
     "confluence+http": "asyncrepo.repositories.confluence:from_uri",
+    "slack": "asyncrepo.repositories.slack:from_uri",
+    "jenkins+https": "asyncrepo.repositories.jenkins:from_uri",
+    "jenkins+http": "asyncrepo.repositories.jenkins:from_uri",
+    "gdrive": "asyncrepo.repositories.google:from_uri",
+    "gmail": "asyncrepo.repositories.google:from_uri",
+    "gcal": "asyncrepo.repositories.google:from_uri",
     # Indexes for unified search (asyncrepo.index): targets of `asyncrepo sync`, searchable
     # like any source. `osindex+` keeps them apart from the OpenSearch *documents* source.
     "sqlite": "asyncrepo.index.sqlite:from_uri",
@@ -217,7 +271,16 @@ def open(uri: str, **options: Any) -> Repository:
     ``s3://``, ``github://users/NAME``, ``github://orgs/NAME``,
     ``jira+https://example.atlassian.net?project=AS``,
     ``confluence+https://example.atlassian.net/wiki?space=ENG``, ``greenhouse://BOARD``,
-    ``demo:`` (the bundled demo dataset). Keyword options go to the repository."""
+    ``demo:`` (the bundled demo dataset). Keyword options go to the repository, but for
+    ``cursor_key``, the key its cursors are sealed with (``asyncrepo.cursors``)."""
+    cursor_key = options.pop("cursor_key", None)
+    repository = _open(uri, options)
+    if cursor_key is not None:
+        repository.cursor_key = cursor_key
+    return repository
+
+
+def _open(uri: str, options: dict[str, Any]) -> Repository:
     if not isinstance(uri, str) or not uri.strip():
         raise ConfigurationError("a URI is required (known schemes: " + _schemes_text() + ")")
     scheme, parts = _scheme_of(uri.strip())

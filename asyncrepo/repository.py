@@ -21,7 +21,6 @@ so a cursor stays valid whatever page size the caller asks for next.
 from __future__ import annotations
 
 import asyncio
-import base64
 import builtins
 import hashlib
 import shlex
@@ -42,10 +41,13 @@ from typing import Any, ClassVar, Literal, Protocol, Self, TypeVar
 
 import orjson
 
+from .cursors import check_key, default_key, open_cursor, seal
 from .exceptions import (
+    ConfigurationError,
     InvalidCursor,
     InvalidQuery,
     ItemNotFound,
+    MalformedResponse,
     UnsupportedOption,
 )
 from .item import Item, ItemSource, plain_items
@@ -226,6 +228,7 @@ class _Plan:
     client_since: datetime | None
     stop_early: bool  # items arrive newest first: stop at the first one older than since
     fingerprint: str
+    key: bytes  # the cursor key: cursors are sealed with it
     start_state: JSON
     skip: int
 
@@ -241,6 +244,12 @@ class Repository:
     default_page_size: int = 100
     #: How many pages may be fetched at once when the source knows them up front.
     page_concurrency: int = 4
+    #: Drop an item whose identifier this listing already gave (a vendor whose pages shift
+    #: under an offset, or a server that repeats pages). Sources whose identifiers cannot
+    #: repeat by construction (CSV row numbers, counted here) switch it off.
+    dedupe_identifiers: ClassVar[bool] = True
+    #: How many recent identifiers the dedupe remembers, at least (about 100 bytes each).
+    dedupe_window: ClassVar[int] = 200_000
     #: True when ``stream``/``fetch_page`` apply ``PageRequest.terms`` themselves (a faster
     #: naive search than matching built items, e.g. over CSV rows).
     filters_search_terms: ClassVar[bool] = False
@@ -261,6 +270,7 @@ class Repository:
             state,
             concurrency=self.page_concurrency,
             track=self.background_tasks,
+            source=self.name,
         )
 
     @property
@@ -285,6 +295,17 @@ class Repository:
         This default is the naive get: it scans the listing and stops at the first match.
         """
         return await self.naive_get(identifier)
+
+    @property
+    def cursor_key(self) -> bytes:
+        """The key this repository's cursors are sealed with (see ``asyncrepo.cursors``):
+        set per repository, else ``ASYNCREPO_CURSOR_KEY``, else this process's random key."""
+        key: bytes | None = self.__dict__.get("_cursor_key")
+        return key if key is not None else default_key()
+
+    @cursor_key.setter
+    def cursor_key(self, key: str | bytes) -> None:
+        self.__dict__["_cursor_key"] = check_key(key)
 
     def scope(self) -> JSON:
         """What this repository is configured to see (bucket, project...). Cursors record
@@ -453,7 +474,9 @@ class Repository:
         start_state: JSON = None
         skip = 0
         if cursor is not None:
-            start_state, skip, vendor_size = _decode_cursor(cursor, fingerprint, source)
+            start_state, skip, vendor_size = _decode_cursor(
+                cursor, fingerprint, source, self.cursor_key
+            )
             if caps.max_page_size is not None and vendor_size > caps.max_page_size:
                 raise InvalidCursor(
                     "the cursor's page size is past the source's cap", source=source
@@ -472,6 +495,7 @@ class Repository:
             client_since=client_since,
             stop_early=client_since is not None and order == "-updated",
             fingerprint=fingerprint,
+            key=self.cursor_key,
             start_state=start_state,
             skip=skip,
         )
@@ -491,20 +515,27 @@ class Repository:
         terms = plan.terms
         since = plan.client_since
         skip = plan.skip
+        seen = _SeenIdentifiers(self.dedupe_window) if self.dedupe_identifiers else None
+        stalled = 0  # pages in a row that brought nothing new
         batches = self.stream(plan.request, plan.start_state)
         try:
             async for state, batch in batches:
                 items = batch.items
                 start, skip = skip, 0
-                if terms is None and since is None:  # the common case: no per-item work
+                if terms is None and since is None and seen is None:  # no per-item work
                     selection = items[start:] if start else items
                     yield state, range(start, len(items)), selection, batch.next_state
                     continue
                 indices: list[int] = []
                 selected: builtins.list[Item] = []
                 stop = False
+                fresh = 0
                 for index in range(start, len(items)):
                     item = items[index]
+                    if seen is not None:
+                        if not seen.add(item.identifier):
+                            continue  # listed already: the vendor shifted or repeated a page
+                        fresh += 1
                     if since is not None:
                         stamp = item.updated_at or item.created_at
                         if stamp is not None and stamp < since:
@@ -516,9 +547,30 @@ class Repository:
                         continue
                     indices.append(index)
                     selected.append(item)
+                if seen is not None and len(items) > start and not fresh and not stop:
+                    stalled += 1
+                    if stalled >= STALLED_PAGES and batch.next_state is not None:
+                        raise MalformedResponse(
+                            f"{stalled} pages in a row repeated items already listed while the "
+                            "vendor kept promising more: stopped instead of looping",
+                            source=self.name,
+                        )
+                else:
+                    stalled = 0
                 yield state, indices, selected, None if stop else batch.next_state
                 if stop:
                     return
+        except ItemNotFound as exc:
+            # A listing has no item to miss: a 404 here is a missing endpoint or scope.
+            raise ConfigurationError(
+                "the listing endpoint does not exist: check the base URL and the repository's "
+                "scope (project, space, board, bucket...)",
+                source=exc.source or self.name,
+                method=exc.method,
+                url=exc.url,
+                status=exc.status,
+                vendor_message=exc.vendor_message,
+            ) from None
         finally:
             await _aclose(batches)
 
@@ -572,6 +624,35 @@ class Repository:
             await _aclose(selected)
         if buffer or not produced:
             yield Page(buffer, None)
+
+
+#: A listing fails after this many pages in a row that brought only identifiers it had
+#: already given (one or two happen honestly: an insertion shifts an offset listing).
+STALLED_PAGES = 3
+
+
+class _SeenIdentifiers:
+    """The identifiers a listing gave recently, in bounded memory: two generations of sets;
+    when the young one holds ``window / 2`` entries it becomes the old one. Every identifier
+    of the last ``window / 2`` at least is remembered, exactly (no hashing, no false
+    positives: an item is never dropped for resembling another)."""
+
+    __slots__ = ("_half", "_old", "_young")
+
+    def __init__(self, window: int) -> None:
+        self._half = max(1, window // 2)
+        self._young: set[str] = set()
+        self._old: set[str] = set()
+
+    def add(self, identifier: str) -> bool:
+        """Remember ``identifier``; False if it was remembered already."""
+        if identifier in self._young or identifier in self._old:
+            return False
+        young = self._young
+        young.add(identifier)
+        if len(young) >= self._half:
+            self._old, self._young = young, set()
+        return True
 
 
 # -- naive search ---------------------------------------------------------------------------
@@ -632,29 +713,42 @@ def _fingerprint(
     return hashlib.sha256(material).hexdigest()[:16]
 
 
+#: The largest numbers a cursor may hold: a vendor page is never bigger (a cursor past these
+#: was not made by a listing of ours, whatever its signature says).
+_MAX_SKIP = 10**9
+_MAX_VENDOR_PAGE = 10**6
+
+
 def _encode_cursor(plan: _Plan, state: JSON, skip: int) -> str:
     """Where the next item is: the state of its vendor page, its index there, and the vendor
-    page size that state was fetched with."""
-    record = {"v": 1, "f": plan.fingerprint, "s": state, "k": skip, "n": plan.request.page_size}
+    page size that state was fetched with; sealed with the repository's cursor key."""
+    record = {"v": 2, "f": plan.fingerprint, "s": state, "k": skip, "n": plan.request.page_size}
     try:
         payload = orjson.dumps(record)
     except TypeError as exc:  # a connector bug: states must be JSON-serialisable
         raise TypeError(f"page state is not JSON-serialisable: {state!r}") from exc
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    return seal(payload, plan.key)
 
 
-def _decode_cursor(cursor: str, fingerprint: str, source: str) -> tuple[JSON, int, int]:
+def _decode_cursor(cursor: str, fingerprint: str, source: str, key: bytes) -> tuple[JSON, int, int]:
+    payload = open_cursor(cursor, key, source=source)
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        payload = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
-        version, found, state = payload["v"], payload["f"], payload["s"]
-        skip, size = payload["k"], payload["n"]
+        record = orjson.loads(payload)
+        version, found, state = record["v"], record["f"], record["s"]
+        skip, size = record["k"], record["n"]
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise InvalidCursor("not a cursor asyncrepo produced", source=source) from exc
-    if version != 1:
+    if version != 2:
         raise InvalidCursor("unsupported cursor version", source=source)
-    if not (isinstance(skip, int) and skip >= 0 and isinstance(size, int) and size > 0):
-        raise InvalidCursor("a damaged cursor", source=source)
+    if not (
+        isinstance(skip, int)
+        and not isinstance(skip, bool)
+        and 0 <= skip <= _MAX_SKIP
+        and isinstance(size, int)
+        and not isinstance(size, bool)
+        and 0 < size <= _MAX_VENDOR_PAGE
+    ):
+        raise InvalidCursor("a cursor with numbers out of range", source=source)
     if found != fingerprint:
         raise InvalidCursor(
             "this cursor belongs to another repository, operation, query or option set",

@@ -8,7 +8,7 @@ imports the other's module.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -79,12 +79,16 @@ class Response:
     body: bytes
     source: str
     from_cache: bool = False
+    #: Removes the request's secrets from text (a body may echo the request's headers).
+    scrub: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
 
     def json(self) -> Any:
         try:
             return orjson.loads(self.body)
         except orjson.JSONDecodeError as exc:
-            snippet = self.body[:80].decode("utf-8", "replace")
+            # Scrub a wide window, then cut: a secret straddling the cut is never half-shown.
+            text = self.body[:4096].decode("utf-8", "replace")
+            snippet = (self.scrub(text) if self.scrub else text)[:80]
             raise self.malformed(f"the body is not JSON ({exc}); it starts {snippet!r}") from None
 
     def malformed(self, reason: str) -> MalformedResponse:

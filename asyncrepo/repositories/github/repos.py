@@ -68,7 +68,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -77,7 +77,7 @@ from aiolimiter import AsyncLimiter
 from ...convert import parse_datetime
 from ...exceptions import ConfigurationError, InvalidCursor, InvalidQuery, UnsupportedOption
 from ...http import ResponseCache, RetryPolicy
-from ...pagination import Batch, pump
+from ...pagination import Batch, Following, pump
 from ...repository import Capabilities, Item, Page, PageRequest, Stream
 from ._client import (
     DEFAULT_BASE_URL,
@@ -514,7 +514,7 @@ class Repos(GitHubRepository):
         batch = Batch(
             self.items(response, raws),
             at(next_url) if next_url else None,
-            (lambda: [at(u) for u in (after() if callable(after) else after)]) if after else None,
+            (lambda: _planned(at, after)) if after else None,
         )
         return body, batch
 
@@ -544,3 +544,10 @@ async def _aclose(iterator: AsyncIterator[Any]) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+def _planned(at: Callable[[str], JSON], after: Following) -> Iterator[JSON] | None:
+    """The slice states of the planned page URLs, made as ``pump`` takes them (a vendor's
+    page count may be absurd); ``None`` when the core planned nothing."""
+    urls = after() if callable(after) else after
+    return None if urls is None else (at(url) for url in urls)
