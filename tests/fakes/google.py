@@ -29,12 +29,14 @@ resource shapes are taken from them) and from Google's published behaviour:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import Message
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -174,6 +176,13 @@ class GoogleState:
     token_lifetime: int = 3600
     files: dict[str, DriveFile] = field(default_factory=dict)
     drives: set[str] = field(default_factory=set)
+    messages: dict[str, GmailMessage] = field(default_factory=dict)
+    gmail_user: str = "me@example.com"
+    gmail_gets: int = 0
+    #: seconds each messages.get takes, and the most of them seen in flight at once
+    gmail_get_delay: float = 0.0
+    gmail_in_flight: int = 0
+    gmail_max_in_flight: int = 0
     #: every Drive ``q`` parsed, as (q, tree), for tests of the escaping
     parsed_queries: list[tuple[str, Any]] = field(default_factory=list)
     _counter: int = 0
@@ -183,6 +192,21 @@ class GoogleState:
         token = f"ya29.fake-{self._counter}-{hashlib.sha1(str(self._counter).encode()).hexdigest()}"
         self.tokens[token] = scopes
         return token
+
+    def add_message(
+        self, message: Message, *, at: datetime, labels: list[str] | None = None
+    ) -> GmailMessage:
+        self._counter += 1
+        ms = int(at.timestamp() * 1000)
+        found = GmailMessage(
+            f"{ms:x}{self._counter:05x}"[-16:],
+            f"{ms:x}"[-16:],
+            list(labels or ["INBOX"]),
+            ms,
+            message,
+        )
+        self.messages[found.id] = found
+        return found
 
     def next_id(self, prefix: str) -> str:
         self._counter += 1
@@ -793,8 +817,208 @@ def make_app(state: GoogleState) -> web.Application:
     return app
 
 
-def _add_gmail_routes(app: web.Application) -> None:
+# -- Gmail ----------------------------------------------------------------------------------
+
+_GMAIL_SCOPES = {
+    GMAIL_READONLY,
+    "https://mail.google.com/",
+    "https://www.googleapis.com/auth/gmail.modify",
+}
+_GMAIL_METADATA = "https://www.googleapis.com/auth/gmail.metadata"
+
+
+@dataclass
+class GmailMessage:
+    id: str
+    thread_id: str
+    labels: list[str]
+    internal_ms: int
+    message: Message
+
+    def payload(self, part: Message | None = None, part_id: str = "") -> dict[str, Any]:
+        """Gmail's MessagePart for a MIME part: headers as sent (encoded words decoded),
+        leaf bodies as base64url of their decoded transfer encoding, in their charset."""
+        part = self.message if part is None else part
+        data: dict[str, Any] = {
+            "partId": part_id,
+            "mimeType": part.get_content_type(),
+            "filename": part.get_filename() or "",
+            "headers": [{"name": k, "value": str(v)} for k, v in part.items()],
+        }
+        if part.is_multipart():
+            data["body"] = {"size": 0}
+            children = part.get_payload()
+            assert isinstance(children, list)
+            data["parts"] = [
+                self.payload(child, f"{part_id}.{n}" if part_id else str(n))
+                for n, child in enumerate(children)
+            ]
+        else:
+            raw = part.get_payload(decode=True)
+            assert isinstance(raw, bytes)
+            data["body"] = {
+                "size": len(raw),
+                "data": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+            }
+        return data
+
+    def text(self) -> str:
+        chunks = []
+        for part in self.message.walk():
+            if part.get_content_maintype() == "text":
+                raw = part.get_payload(decode=True)
+                if isinstance(raw, bytes):
+                    chunks.append(raw.decode(part.get_content_charset() or "utf-8", "replace"))
+        return " ".join(
+            [str(self.message.get("Subject", "")), str(self.message.get("From", "")), *chunks]
+        )
+
+    def resource(self, fmt: str, metadata_headers: list[str]) -> dict[str, Any]:
+        raw = self.message.as_bytes()
+        data: dict[str, Any] = {
+            "id": self.id,
+            "threadId": self.thread_id,
+            "labelIds": list(self.labels),
+            "snippet": " ".join(self.text().split())[:100],
+            "historyId": str(1000 + int(self.internal_ms % 997)),
+            "internalDate": str(self.internal_ms),
+            "sizeEstimate": len(raw),
+        }
+        if fmt == "raw":
+            data["raw"] = base64.urlsafe_b64encode(raw).decode()
+        elif fmt == "full":
+            data["payload"] = self.payload()
+        elif fmt == "metadata":
+            headers = [{"name": k, "value": str(v)} for k, v in self.message.items()]
+            if metadata_headers:
+                wanted = {h.lower() for h in metadata_headers}
+                headers = [h for h in headers if h["name"].lower() in wanted]
+            data["payload"] = {
+                "partId": "",
+                "mimeType": self.message.get_content_type(),
+                "filename": "",
+                "headers": headers,
+                "body": {"size": 0},
+            }
+        return data
+
+
+_GMAIL_TERM = re.compile(
+    r'\s*(?:(?P<op>[a-z]+):(?P<arg>"[^"]*"|[^\s()]+)|"(?P<phrase>[^"]*)"|(?P<word>[^\s()]+)|[()])'
+)
+
+
+def gmail_matches(q: str, message: GmailMessage) -> bool:
+    """A subset of Gmail's search: words and "phrases" (in subject, from and the text parts,
+    case-insensitive), from:, subject:, label:, after:/before: (epoch seconds or
+    YYYY/MM/DD); parentheses group; terms are ANDed."""
+    text = message.text().casefold()
+    pos = 0
+    while pos < len(q):
+        match = _GMAIL_TERM.match(q, pos)
+        if match is None or match.end() == pos:
+            break
+        pos = match.end()
+        op, arg = match.group("op"), match.group("arg")
+        if op is not None:
+            arg = arg.strip('"')
+            if op in ("after", "before"):
+                if arg.isdigit():
+                    bound = int(arg) * 1000
+                else:
+                    bound = int(
+                        datetime.strptime(arg, "%Y/%m/%d").replace(tzinfo=UTC).timestamp() * 1000
+                    )
+                ok = message.internal_ms > bound if op == "after" else message.internal_ms < bound
+            elif op == "from":
+                ok = arg.casefold() in str(message.message.get("From", "")).casefold()
+            elif op == "subject":
+                ok = arg.casefold() in str(message.message.get("Subject", "")).casefold()
+            elif op == "label":
+                ok = arg.upper() in [label.upper() for label in message.labels]
+            else:
+                ok = f"{op}:{arg}".casefold() in text
+        elif match.group("phrase") is not None:
+            ok = match.group("phrase").casefold() in text
+        elif match.group("word") is not None:
+            ok = match.group("word").casefold() in _words(text)
+        else:
+            continue
+        if not ok:
+            return False
+    return True
+
+
+def _gmail_user(request: web.Request) -> web.Response | None:
+    user = request.match_info["user"]
+    if user not in ("me", request.app[STATE_KEY].gmail_user):
+        return google_error(403, "Delegation denied for " + user, "forbidden")
     return None
+
+
+async def gmail_list(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    denied = _check_auth(state, request, _GMAIL_SCOPES | {_GMAIL_METADATA}) or _gmail_user(request)
+    if denied is not None:
+        return denied
+    query = request.query
+    q = query.get("q", "")
+    if q and not (state.tokens[request.headers["Authorization"][7:]] & _GMAIL_SCOPES):
+        return google_error(403, "Metadata scope does not support 'q' parameter", "forbidden")
+    try:
+        size = min(int(query.get("maxResults", "100")), 500)
+    except ValueError:
+        return google_error(400, "Invalid maxResults", "invalidArgument")
+    labels = query.getall("labelIds", [])
+    spam = query.get("includeSpamTrash", "false") == "true"
+    found = [
+        m
+        for m in sorted(state.messages.values(), key=lambda m: -m.internal_ms)
+        if all(label in m.labels for label in labels)
+        and (spam or not {"SPAM", "TRASH"} & set(m.labels))
+        and (not q or gmail_matches(q, m))
+    ]
+    key = "|".join([q, ",".join(labels), str(spam)])
+    offset = 0
+    if "pageToken" in query:
+        got = _read_page_token(query["pageToken"], key)
+        if got is None:
+            return google_error(400, "Invalid pageToken", "invalidArgument")
+        offset = got
+    page = found[offset : offset + size]
+    body: dict[str, Any] = {"resultSizeEstimate": len(found)}
+    if page:  # Gmail leaves "messages" out of an empty answer
+        body["messages"] = [{"id": m.id, "threadId": m.thread_id} for m in page]
+    if offset + size < len(found):
+        body["nextPageToken"] = _page_token(key, offset + size)
+    return web.json_response(body)
+
+
+async def gmail_get(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    denied = _check_auth(state, request, _GMAIL_SCOPES | {_GMAIL_METADATA}) or _gmail_user(request)
+    if denied is not None:
+        return denied
+    state.gmail_gets += 1
+    if state.gmail_get_delay:
+        state.gmail_in_flight += 1
+        state.gmail_max_in_flight = max(state.gmail_max_in_flight, state.gmail_in_flight)
+        try:
+            await asyncio.sleep(state.gmail_get_delay)
+        finally:
+            state.gmail_in_flight -= 1
+    message = state.messages.get(request.match_info["message_id"])
+    if message is None:
+        return google_error(404, "Requested entity was not found.", "notFound")
+    fmt = request.query.get("format", "full").lower()
+    if fmt not in ("full", "metadata", "minimal", "raw"):
+        return google_error(400, f"Invalid value at 'format' ({fmt})", "invalidArgument")
+    return web.json_response(message.resource(fmt, request.query.getall("metadataHeaders", [])))
+
+
+def _add_gmail_routes(app: web.Application) -> None:
+    app.router.add_get("/gmail/v1/users/{user}/messages", gmail_list)
+    app.router.add_get("/gmail/v1/users/{user}/messages/{message_id}", gmail_get)
 
 
 def _add_calendar_routes(app: web.Application) -> None:

@@ -6,7 +6,8 @@ URIs (``asyncrepo.open``)::
     gdrive://                   every file of My Drive the credentials can see
     gdrive://?folder=ID         the direct children of folder ID
     gdrive://?drive=ID          a shared drive
-    gmail://me                  the mailbox of the credentials' user (or gmail://USER@DOMAIN)
+    gmail://me                  the mailbox of the credentials' user
+    gmail://USER@DOMAIN         another user's mailbox (domain-wide delegation: subject=)
     gmail://me?labels=INBOX     messages carrying all these labels (comma-separated ids)
     gcal://primary              events of the user's primary calendar (or gcal://CALENDAR_ID)
 
@@ -59,7 +60,7 @@ def from_uri(parts: SplitResult, options: dict[str, Any]) -> Repository:
     scheme = parts.scheme.lower()
     if scheme not in _PARAMS:
         raise ConfigurationError(f"not a Google URI scheme: {scheme!r}")
-    if parts.username is not None or parts.password is not None:
+    if parts.password is not None or (parts.username is not None and scheme != "gmail"):
         raise ConfigurationError(
             "put Google credentials in the token= / credentials_file= options, not in the URI"
         )
