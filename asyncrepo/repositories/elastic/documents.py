@@ -56,6 +56,7 @@ from ...exceptions import (
     ConfigurationError,
     InvalidQuery,
     ItemNotFound,
+    SourceUnavailable,
     UnsupportedOption,
 )
 from ...http import RetryPolicy
@@ -428,7 +429,15 @@ class Documents(RESTRepository):
             ):
                 raise
             if walk.reopened:
-                raise
+                raise SourceUnavailable(
+                    f"the point in time expired twice during one walk: a page took longer "
+                    f"than keep_alive={self.keep_alive!r} to read (raise keep_alive)",
+                    source=self.name,
+                    method=exc.method,
+                    url=exc.url,
+                    status=exc.status,
+                    vendor_message=exc.vendor_message,
+                ) from None
             log.warning("%s: the point in time expired; opening a new one", self.name)
             walk.reopened = True
             walk.closed = True  # the old one is gone
