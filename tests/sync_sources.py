@@ -89,3 +89,45 @@ class MemorySource(Repository):
             url=f"https://example.invalid/{key}",
             updated_at=self._updated(key),
         )
+
+
+def from_uri(parts: Any, options: dict[str, Any]) -> MemorySource:
+    """``memtest:///path/to/records.json``: a MemorySource over a JSON file (the CLI tests
+    register this scheme through ``asyncrepo.registry.register_scheme``)."""
+    import orjson
+
+    with open(parts.path, "rb") as f:
+        records = orjson.loads(f.read())
+    return MemorySource(records, **options)
+
+
+def handbook() -> dict[str, dict[str, dict[str, Any]]]:
+    """A few readable records per source, for the page tests and the screenshot."""
+    rows = {
+        "jira": [
+            ("AS-101", "Search results miss items updated during a reindex", "alice", "bug"),
+            ("AS-117", "Add a date filter to the unified search page", "bob", "story"),
+            ("AS-130", "Reindex <b>fails</b> when a source returns 503", "carol", "bug"),
+        ],
+        "wiki": [
+            ("ENG/Sync", "How the incremental sync keeps the index fresh", "dave", "page"),
+            ("ENG/Search", "Search tips: phrases, prefixes and filters", "alice", "page"),
+        ],
+        "github": [
+            ("asyncrepo#42", "Index search results with highlights and snippets", "erin", "pr"),
+            ("asyncrepo#57", "OpenSearch bulk upserts for large indexes", "bob", "issue"),
+        ],
+    }
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for source, entries in rows.items():
+        out[source] = {}
+        for n, (key, title, author, kind) in enumerate(entries):
+            out[source][key] = {
+                "title": title,
+                "text": f"{title}. The search index is kept fresh by asyncrepo sync; "
+                f"every source is searchable in one place (entry {n}).",
+                "author": author,
+                "kind": kind,
+                "updated": (BASE + timedelta(days=30 * n + len(source))).isoformat(),
+            }
+    return out
