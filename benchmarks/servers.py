@@ -39,6 +39,8 @@ GITHUB_TOKEN = "ghp_testtoken"
 GITHUB_USER = "octocat"
 JIRA_USER = "me@example.com"
 JIRA_TOKEN = "api-token-123"
+JENKINS_USER = "admin"
+JENKINS_TOKEN = "api-token-admin"
 S3_BUCKET = "bench-bucket"
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "AKIAASYNCREPOBENCH00",
@@ -157,6 +159,14 @@ def _jira_app(n_issues: int, latency: float = 0.0) -> Any:
     return replay(make_app(state), latency)
 
 
+def _jenkins_app(n_builds: int, latency: float = 0.0) -> Any:
+    from tests.fakes.jenkins import make_app, make_dataset
+
+    state = make_dataset(n_builds=n_builds)
+    state.users[JENKINS_USER] = JENKINS_TOKEN
+    return replay(make_app(state), latency)
+
+
 def _file_app(path: str) -> Any:
     from aiohttp import web
 
@@ -171,6 +181,7 @@ def _file_app(path: str) -> Any:
 APPS: dict[str, Callable[..., Any]] = {
     "github": _github_app,
     "jira": _jira_app,
+    "jenkins": _jenkins_app,
     "file": _file_app,
 }
 

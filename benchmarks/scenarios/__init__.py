@@ -2,11 +2,13 @@
 starts the scenario's servers and yields its comparisons while they run, and the jobs
 (``raw_*``, ``asyncrepo_*``) that the worker processes run."""
 
-SCENARIOS = ("csv", "s3", "github", "jira", "federation")
+SCENARIOS = ("csv", "s3", "github", "jira", "federation", "jenkins", "elastic")
 MODULES = {
     "csv": "benchmarks.scenarios.csv_file",
     "s3": "benchmarks.scenarios.s3",
     "github": "benchmarks.scenarios.github",
     "jira": "benchmarks.scenarios.jira",
     "federation": "benchmarks.scenarios.federation",
+    "jenkins": "benchmarks.scenarios.jenkins",
+    "elastic": "benchmarks.scenarios.elastic",
 }
