@@ -473,7 +473,7 @@ async def conversations_list(
         if cid not in ids:
             raise SlackError("invalid_cursor")
         start = ids.index(cid)
-    page = wanted[start : start + limit]
+    page = [_for_token(state, token, c) for c in wanted[start : start + limit]]
     more = start + limit < len(wanted)
     if _bool(params, "exclude_archived"):
         page = [c for c in page if not c["is_archived"]]  # after cutting the page, as Slack
@@ -487,7 +487,12 @@ async def conversations_info(
 ) -> dict[str, Any]:
     channel = _visible_channel(state, token, params)
     _need(token, "groups:read" if channel["is_private"] else "channels:read")
-    return {"channel": {**channel, "last_read": "0000000000.000000"}}
+    return {"channel": {**_for_token(state, token, channel), "last_read": "0000000000.000000"}}
+
+
+def _for_token(state: SlackState, token: Token, channel: dict[str, Any]) -> dict[str, Any]:
+    """A conversation as a token sees it: ``is_member`` is the token's own membership."""
+    return {**channel, "is_member": token.user_id in state.members[channel["id"]]}
 
 
 def _with_thread_fields(state: SlackState, cid: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -503,7 +508,6 @@ def _with_thread_fields(state: SlackState, cid: str, message: dict[str, Any]) ->
         "reply_users": users,
         "reply_users_count": len(users),
         "latest_reply": replies[-1]["ts"],
-        "is_locked": False,
         "subscribed": False,
     }
 

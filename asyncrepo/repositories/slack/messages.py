@@ -12,7 +12,9 @@ Listing
   ``oldest``: each request asks for the messages after the newest one seen (Slack then
   answers the ones closest to ``oldest``), and the page is put oldest first.
 * ``since`` is native: sent as ``oldest`` (with ``inclusive=true``), so Slack returns only
-  messages posted at or after it. Edits do not move a message (``since`` is about the post).
+  messages posted at or after it (newest first, ``latest`` is set a day ahead: with
+  ``oldest`` alone Slack would answer the messages closest to ``oldest``). Edits do not
+  move a message (``since`` is about the post).
 * Without a channel: every conversation of ``types`` that ``conversations.list`` shows the
   token, read one after the other in channel-id order, each in the order asked (the order
   holds *within* a channel; a global order would need every channel read first). Up to
@@ -61,7 +63,7 @@ import bisect
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from ...exceptions import (
@@ -175,8 +177,11 @@ class Messages(SlackRepository):
             )
         params: dict[str, Any] = {"channel": channel}
         if since is not None:
+            # With ``oldest`` alone Slack answers the messages closest to ``oldest``; a
+            # ``latest`` (a day ahead, clocks differ) keeps the pages newest first.
             params["oldest"] = since
             params["inclusive"] = True
+            params["latest"] = datetime_ts(datetime.now(UTC) + timedelta(days=1))
         return Endpoint(
             "conversations.history",
             params=params,
@@ -328,7 +333,11 @@ class Messages(SlackRepository):
         if start_channel is not None:
             index = bisect.bisect_left(ids, start_channel)
             if index >= len(ids) or ids[index] != start_channel:
-                start_state = None  # that channel is gone: go on with the next one
+                # That channel is gone: an empty page in its place takes the cursor's skip
+                # (which counted that channel's items), then the next channel follows.
+                following_state = [ids[index], None] if index < len(ids) else None
+                yield state, Batch([], following_state)
+                start_state = None
         running: deque[tuple[str, _Feed, asyncio.Task[None]]] = deque()
         following = index
         try:
