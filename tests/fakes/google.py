@@ -35,7 +35,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any
 from urllib.parse import parse_qsl
@@ -183,6 +183,12 @@ class GoogleState:
     gmail_get_delay: float = 0.0
     gmail_in_flight: int = 0
     gmail_max_in_flight: int = 0
+    primary_calendar: str = "me@example.com"
+    calendars: set[str] = field(default_factory=lambda: {"me@example.com"})
+    events: dict[str, list[CalendarEvent]] = field(default_factory=dict)
+    #: a change counter: sync tokens remember it; tokens older than this answer 410
+    clock: int = 0
+    sync_expired_before: int = 0
     #: every Drive ``q`` parsed, as (q, tree), for tests of the escaping
     parsed_queries: list[tuple[str, Any]] = field(default_factory=list)
     _counter: int = 0
@@ -207,6 +213,40 @@ class GoogleState:
         )
         self.messages[found.id] = found
         return found
+
+    def add_event(
+        self,
+        summary: str,
+        start: datetime,
+        *,
+        calendar: str | None = None,
+        hours: float = 1.0,
+        updated: datetime | None = None,
+        **kwargs: Any,
+    ) -> CalendarEvent:
+        self.clock += 1
+        calendar = calendar or self.primary_calendar
+        self.calendars.add(calendar)
+        event = CalendarEvent(
+            id=hashlib.sha1(f"event{self.clock}".encode()).hexdigest()[:26],
+            summary=summary,
+            start=start,
+            end=start + timedelta(hours=hours),
+            created=updated or start,
+            updated=updated or start,
+            seq=self.clock,
+            **kwargs,
+        )
+        self.events.setdefault(calendar, []).append(event)
+        return event
+
+    def change_event(self, event: CalendarEvent, *, at: datetime, **changes: Any) -> None:
+        """Edit (or, with ``status="cancelled"``, delete) an event: sync tokens see it."""
+        self.clock += 1
+        for name, value in changes.items():
+            setattr(event, name, value)
+        event.updated = at
+        event.seq = self.clock
 
     def next_id(self, prefix: str) -> str:
         self._counter += 1
@@ -1021,5 +1061,214 @@ def _add_gmail_routes(app: web.Application) -> None:
     app.router.add_get("/gmail/v1/users/{user}/messages/{message_id}", gmail_get)
 
 
+# -- Calendar -------------------------------------------------------------------------------
+
+_CALENDAR_SCOPES = {
+    CALENDAR_READONLY,
+    "https://www.googleapis.com/auth/calendar",
+    "https://www.googleapis.com/auth/calendar.events.readonly",
+}
+_SYNC_CONFLICTS = ("iCalUID", "orderBy", "q", "timeMin", "timeMax", "updatedMin")
+
+
+@dataclass
+class CalendarEvent:
+    id: str
+    summary: str
+    start: datetime
+    end: datetime
+    created: datetime
+    updated: datetime
+    seq: int  # the state's clock when the event last changed (for sync tokens)
+    description: str | None = None
+    location: str | None = None
+    organizer: tuple[str, str] = ("Grace Hopper", "grace@example.com")
+    status: str = "confirmed"
+    daily_count: int = 0  # > 0: a recurring event, "RRULE:FREQ=DAILY;COUNT=n"
+
+    def resource(self, calendar: str) -> dict[str, Any]:
+        if self.status == "cancelled":  # what Calendar keeps of a deleted event
+            return {"kind": "calendar#event", "id": self.id, "status": "cancelled"}
+        data: dict[str, Any] = {
+            "kind": "calendar#event",
+            "etag": f'"{self.seq}"',
+            "id": self.id,
+            "status": self.status,
+            "htmlLink": "https://www.google.com/calendar/event?eid="
+            + base64.urlsafe_b64encode(f"{self.id} {calendar}".encode()).decode().rstrip("="),
+            "created": rfc3339(self.created),
+            "updated": rfc3339(self.updated),
+            "summary": self.summary,
+            "creator": {"email": self.organizer[1]},
+            "organizer": {"email": self.organizer[1], "displayName": self.organizer[0]},
+            "start": {"dateTime": rfc3339(self.start), "timeZone": "UTC"},
+            "end": {"dateTime": rfc3339(self.end), "timeZone": "UTC"},
+            "iCalUID": f"{self.id}@google.com",
+            "sequence": 0,
+            "eventType": "default",
+        }
+        if self.description is not None:
+            data["description"] = self.description
+        if self.location is not None:
+            data["location"] = self.location
+        if self.daily_count:
+            data["recurrence"] = [f"RRULE:FREQ=DAILY;COUNT={self.daily_count}"]
+        return data
+
+    def instances(self, calendar: str) -> list[tuple[datetime, dict[str, Any]]]:
+        """(start, resource) of each occurrence (``singleEvents=true``)."""
+        if not self.daily_count or self.status == "cancelled":
+            return [(self.start, self.resource(calendar))]
+        out = []
+        for n in range(self.daily_count):
+            start = self.start + timedelta(days=n)
+            data = self.resource(calendar)
+            del data["recurrence"]
+            stamp = start.strftime("%Y%m%dT%H%M%SZ")
+            data["id"] = f"{self.id}_{stamp}"
+            data["recurringEventId"] = self.id
+            data["originalStartTime"] = {"dateTime": rfc3339(start), "timeZone": "UTC"}
+            data["start"] = {"dateTime": rfc3339(start), "timeZone": "UTC"}
+            data["end"] = {"dateTime": rfc3339(start + (self.end - self.start)), "timeZone": "UTC"}
+            out.append((start, data))
+        return out
+
+    def text(self) -> str:
+        return " ".join(
+            [self.summary, self.description or "", self.location or "", *self.organizer]
+        )
+
+
+def _calendar_user(request: web.Request) -> str | None:
+    calendar = request.match_info["calendar"]
+    state = request.app[STATE_KEY]
+    if calendar == "primary":
+        return state.primary_calendar
+    return calendar if calendar in state.calendars else None
+
+
+def _sync_token(calendar: str, clock: int) -> str:
+    raw = orjson.dumps({"c": calendar, "k": clock})
+    return "CP" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+async def calendar_list(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    denied = _check_auth(state, request, _CALENDAR_SCOPES)
+    if denied is not None:
+        return denied
+    calendar = _calendar_user(request)
+    if calendar is None:
+        return google_error(404, "Not Found", "notFound")
+    query = request.query
+    single = query.get("singleEvents", "false") == "true"
+    show_deleted = query.get("showDeleted")
+    order = query.get("orderBy")
+    q = query.get("q")
+    sync = query.get("syncToken")
+    try:
+        size = min(int(query.get("maxResults", "250")), 2500)
+        updated_min = parse_time(query["updatedMin"]) if "updatedMin" in query else None
+        time_min = parse_time(query["timeMin"]) if "timeMin" in query else None
+        time_max = parse_time(query["timeMax"]) if "timeMax" in query else None
+    except ValueError:
+        return google_error(400, "Bad Request", "badRequest")
+    if size < 1:
+        return google_error(400, "Bad Request", "badRequest")
+    if order not in (None, "startTime", "updated"):
+        return google_error(400, "Invalid value for: orderBy", "invalid")
+    if order == "startTime" and not single:
+        return google_error(
+            400, "The requested ordering is not available for the particular query.", "badRequest"
+        )
+    since_clock = None
+    if sync is not None:
+        if any(name in query for name in _SYNC_CONFLICTS) or show_deleted == "false":
+            return google_error(
+                400, "Sync token cannot be used with other query parameters.", "invalid"
+            )
+        try:
+            data = orjson.loads(_b64url(sync[2:]))
+            if not sync.startswith("CP") or data["c"] != calendar:
+                raise ValueError
+            since_clock = int(data["k"])
+        except (ValueError, KeyError, TypeError):
+            return google_error(400, "Invalid sync token value.", "invalid")
+        if since_clock < state.sync_expired_before:
+            return google_error(
+                410,
+                "Sync token is no longer valid, a full sync is required.",
+                "fullSyncRequired",
+            )
+    events = state.events.get(calendar, [])
+    found: list[tuple[datetime, CalendarEvent, dict[str, Any]]] = []
+    for event in events:
+        deleted = event.status == "cancelled"
+        if since_clock is not None:
+            if event.seq <= since_clock:
+                continue
+        elif deleted and not (
+            show_deleted == "true" or (updated_min is not None and event.updated >= updated_min)
+        ):
+            continue
+        if updated_min is not None and event.updated < updated_min:
+            continue
+        if q and not all(w in _words(event.text()) for w in _words(q)):
+            continue
+        occurrences = (
+            event.instances(calendar) if single else [(event.start, event.resource(calendar))]
+        )
+        for start, resource in occurrences:
+            end = start + (event.end - event.start)
+            if time_min is not None and end <= time_min:
+                continue
+            if time_max is not None and start >= time_max:
+                continue
+            found.append((start, event, resource))
+    if order == "startTime":
+        found.sort(key=lambda row: row[0])
+    elif order == "updated":
+        found.sort(key=lambda row: row[1].updated)
+    key = "|".join(f"{k}={v}" for k, v in sorted(query.items()) if k != "pageToken")
+    offset = 0
+    if "pageToken" in query:
+        got = _read_page_token(query["pageToken"], key)
+        if got is None:
+            return google_error(400, "Invalid page token value.", "invalid")
+        offset = got
+    page = found[offset : offset + size]
+    body: dict[str, Any] = {
+        "kind": "calendar#events",
+        "etag": f'"{state.clock}"',
+        "summary": calendar,
+        "updated": rfc3339(max((e.updated for e in events), default=datetime.now(UTC))),
+        "timeZone": "UTC",
+        "accessRole": "owner",
+        "items": [resource for _, _, resource in page],
+    }
+    if offset + size < len(found):
+        body["nextPageToken"] = _page_token(key, offset + size)
+    else:
+        body["nextSyncToken"] = _sync_token(calendar, state.clock)
+    return web.json_response(body)
+
+
+async def calendar_get(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    denied = _check_auth(state, request, _CALENDAR_SCOPES)
+    if denied is not None:
+        return denied
+    calendar = _calendar_user(request)
+    if calendar is None:
+        return google_error(404, "Not Found", "notFound")
+    wanted = request.match_info["event_id"]
+    for event in state.events.get(calendar, []):
+        for _, resource in [*event.instances(calendar), (event.start, event.resource(calendar))]:
+            if resource["id"] == wanted:
+                return web.json_response(resource)
+    return google_error(404, "Not Found", "notFound")
+
+
 def _add_calendar_routes(app: web.Application) -> None:
-    return None
+    app.router.add_get("/calendar/v3/calendars/{calendar}/events", calendar_list)
+    app.router.add_get("/calendar/v3/calendars/{calendar}/events/{event_id}", calendar_get)

@@ -9,7 +9,8 @@ URIs (``asyncrepo.open``)::
     gmail://me                  the mailbox of the credentials' user
     gmail://USER@DOMAIN         another user's mailbox (domain-wide delegation: subject=)
     gmail://me?labels=INBOX     messages carrying all these labels (comma-separated ids)
-    gcal://primary              events of the user's primary calendar (or gcal://CALENDAR_ID)
+    gcal://primary              events of the user's primary calendar
+    gcal://ID@group.calendar.google.com   another calendar (?show_deleted=true keeps deleted)
 
 Credentials never go in the URI: ``token=`` (an OAuth access token), ``credentials_file=``
 (a service-account key), ``subject=`` (domain-wide delegation), else the file named by
@@ -60,7 +61,9 @@ def from_uri(parts: SplitResult, options: dict[str, Any]) -> Repository:
     scheme = parts.scheme.lower()
     if scheme not in _PARAMS:
         raise ConfigurationError(f"not a Google URI scheme: {scheme!r}")
-    if parts.password is not None or (parts.username is not None and scheme != "gmail"):
+    # An address (gmail://USER@DOMAIN, gcal://ID@group.calendar.google.com) is not a credential,
+    # but a password is never accepted.
+    if parts.password is not None or (parts.username is not None and scheme == "gdrive"):
         raise ConfigurationError(
             "put Google credentials in the token= / credentials_file= options, not in the URI"
         )
