@@ -318,9 +318,16 @@ async def test_option_checks(s3: MotoS3) -> None:
             repo.list(order="-updated")
         with pytest.raises(UnsupportedOption):
             repo.list(recursive=True)
+        for bad in (0, -1, 65, True, 2.0, "4"):
+            with pytest.raises(InvalidQuery, match="partitions"):
+                repo.list(partitions=bad)
+        with pytest.raises(InvalidQuery, match="delimiter"):
+            repo.list(partitions=4, delimiter="/")
+    with pytest.raises(ConfigurationError, match="parser"):
+        objects(s3, "whatever", parser="lxml")
     caps = S3Objects.capabilities
     assert (caps.get, caps.search, caps.since) == ("native", "prefix", "client")
-    assert caps.options == {"delimiter", "mode"}
+    assert caps.options == {"delimiter", "mode", "partitions"}
     assert caps.max_page_size == 1000
 
 

@@ -47,6 +47,7 @@ from ...exceptions import (
     SourceUnavailable,
 )
 from ...http import redact_url
+from ._listing import RAW_BODY, ShapeParser, capturing, keep_body
 
 __all__ = [
     "DEFAULT_RETRIES",
@@ -364,6 +365,7 @@ class AWSClient:
         self._stack: AsyncExitStack | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
+        self._parsers: dict[str, ShapeParser] = {}
 
     def __repr__(self) -> str:
         return f"<AWSClient {self.service} endpoint={self.endpoint!r}>"
@@ -427,6 +429,12 @@ class AWSClient:
                 ) from None
             raise
         self._stack = stack
+        # The fast listing path (``call_raw``) takes successful bodies from botocore's
+        # parser; the handler does nothing for calls that did not ask (see ``_listing``).
+        service_id = client.meta.service_model.service_id.hyphenize()
+        client.meta.events.register(
+            f"before-parse.{service_id}", keep_body, unique_id="asyncrepo-keep-body"
+        )
         await self._learn_secrets(session)
         return client
 
@@ -469,6 +477,37 @@ class AWSClient:
                 identifier=identifier,
             ) from None
         return response
+
+    async def call_raw(
+        self,
+        method: str,
+        *,
+        url: str,
+        missing: Missing = "item",
+        identifier: str | None = None,
+        **params: Any,
+    ) -> tuple[bytes | None, dict[str, Any]]:
+        """``call``, but the body of a successful answer is not parsed by botocore:
+        ``(body, response)`` where ``response`` holds what botocore parsed (headers,
+        ``ResponseMetadata``). Signing, retries and errors are botocore's as in ``call``.
+        ``body`` is ``None`` if botocore parsed the body after all (``response`` has it)."""
+        await self.get()
+        with capturing(self.operation(method)):
+            response = await self.call(
+                method, url=url, missing=missing, identifier=identifier, **params
+            )
+        body = response.pop(RAW_BODY, None)
+        return (body if isinstance(body, bytes) else None), response
+
+    async def output_parser(self, method: str) -> ShapeParser:
+        """The fast parser of ``method``'s answers (compiled once per client)."""
+        client = await self.get()
+        operation = self.operation(method)
+        parser = self._parsers.get(operation)
+        if parser is None:
+            shape = client.meta.service_model.operation_model(operation).output_shape
+            parser = self._parsers[operation] = ShapeParser(shape, parse_timestamp)
+        return parser
 
     async def read_body(
         self, body: Any, size: int | None = None, *, operation: str, url: str
