@@ -489,6 +489,8 @@ class PageNumber(Paginator):
         self, response: Response, body: Any, records: list[Any], state: JSON, page_size: int
     ) -> tuple[JSON, Following]:
         page = self.first_page if state is None else int(state)
+        if not records:
+            return None, None  # an empty page ends the listing, whatever a count claims
         pages = dig(body, self.pages_field) if self.pages_field else None
         if isinstance(pages, int):
             last = pages - 1 + self.first_page

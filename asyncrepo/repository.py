@@ -517,11 +517,22 @@ class Repository:
         skip = plan.skip
         seen = _SeenIdentifiers(self.dedupe_window) if self.dedupe_identifiers else None
         stalled = 0  # pages in a row that brought nothing new
+        empty = 0  # empty pages in a row that promised more
         batches = self.stream(plan.request, plan.start_state)
         try:
             async for state, batch in batches:
                 items = batch.items
                 start, skip = skip, 0
+                if items or batch.next_state is None:
+                    empty = 0
+                else:
+                    empty += 1
+                    if empty >= EMPTY_PAGES:
+                        raise MalformedResponse(
+                            f"{empty} empty pages in a row, each promising another: stopped "
+                            "instead of following them forever",
+                            source=self.name,
+                        )
                 if terms is None and since is None and seen is None:  # no per-item work
                     selection = items[start:] if start else items
                     yield state, range(start, len(items)), selection, batch.next_state
@@ -629,6 +640,9 @@ class Repository:
 #: A listing fails after this many pages in a row that brought only identifiers it had
 #: already given (one or two happen honestly: an insertion shifts an offset listing).
 STALLED_PAGES = 3
+#: A listing fails after this many empty pages in a row that each promise another. Some
+#: vendors filter after paging (Slack's ``exclude_archived``), so a few are honest.
+EMPTY_PAGES = 100
 
 
 class _SeenIdentifiers:
