@@ -41,6 +41,7 @@ JIRA_USER = "me@example.com"
 JIRA_TOKEN = "api-token-123"
 JENKINS_USER = "admin"
 JENKINS_TOKEN = "api-token-admin"
+SLACK_TOKEN = "xoxp-1111-2222-3333-benchtoken"
 S3_BUCKET = "bench-bucket"
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "AKIAASYNCREPOBENCH00",
@@ -167,6 +168,19 @@ def _jenkins_app(n_builds: int, latency: float = 0.0) -> Any:
     return replay(make_app(state), latency)
 
 
+def _slack_app(n_messages: int, n_channels: int = 1, latency: float = 0.0) -> Any:
+    from tests.fakes.slack import SlackState, Token, make_app
+
+    state = SlackState()
+    user = state.add_user("bench", "Bench Mark")
+    state.tokens[SLACK_TOKEN] = Token("user", user["id"])
+    channels = [state.add_channel(f"bench-{i:02d}")["id"] for i in range(n_channels)]
+    for i in range(n_messages):  # channel by channel, ts ascending in each
+        channel = channels[i * n_channels // max(1, n_messages)]
+        state.post(channel, f"message {i}: see <https://example.com/{i}|the docs> <@{user['id']}>")
+    return replay(make_app(state), latency)
+
+
 def _file_app(path: str) -> Any:
     from aiohttp import web
 
@@ -182,6 +196,7 @@ APPS: dict[str, Callable[..., Any]] = {
     "github": _github_app,
     "jira": _jira_app,
     "jenkins": _jenkins_app,
+    "slack": _slack_app,
     "file": _file_app,
 }
 

@@ -2,7 +2,7 @@
 starts the scenario's servers and yields its comparisons while they run, and the jobs
 (``raw_*``, ``asyncrepo_*``) that the worker processes run."""
 
-SCENARIOS = ("csv", "s3", "github", "jira", "federation", "jenkins", "elastic")
+SCENARIOS = ("csv", "s3", "github", "jira", "federation", "jenkins", "elastic", "slack")
 MODULES = {
     "csv": "benchmarks.scenarios.csv_file",
     "s3": "benchmarks.scenarios.s3",
@@ -11,4 +11,5 @@ MODULES = {
     "federation": "benchmarks.scenarios.federation",
     "jenkins": "benchmarks.scenarios.jenkins",
     "elastic": "benchmarks.scenarios.elastic",
+    "slack": "benchmarks.scenarios.slack",
 }

@@ -235,8 +235,11 @@ class SlackState:
                 message["parent_user_id"] = parent.get("user") or "U00000001"
         message.update(extra)
         messages = self.messages[channel]
-        keys = [_ts_key(m["ts"]) for m in messages]
-        messages.insert(bisect.bisect(keys, _ts_key(ts)), message)
+        if not messages or _ts_key(messages[-1]["ts"]) < _ts_key(ts):
+            messages.append(message)  # the usual case: a new message is the newest
+        else:
+            keys = [_ts_key(m["ts"]) for m in messages]
+            messages.insert(bisect.bisect(keys, _ts_key(ts)), message)
         return message
 
     # -- lookups ----------------------------------------------------------------------------
