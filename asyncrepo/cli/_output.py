@@ -397,14 +397,16 @@ class Ticker:
 
         class Rate(ProgressColumn):
             def render(self, task: Task) -> Text:
-                speed = task.speed
+                speed = task.speed  # recent samples; else the run's average
+                if not speed and task.elapsed:
+                    speed = task.completed / task.elapsed
                 return Text(f"{speed:,.0f} items/s" if speed else "", style="progress.data.speed")
 
         columns: list[ProgressColumn] = [SpinnerColumn()]
         if self.total is not None:
-            columns += [BarColumn(), TextColumn("{task.completed:,} / {task.total:,} items")]
+            columns += [BarColumn(), TextColumn("{task.completed:,.0f} / {task.total:,.0f} items")]
         else:
-            columns.append(TextColumn("{task.completed:,} items"))
+            columns.append(TextColumn("{task.completed:,.0f} items"))
         columns += [Rate(), TimeElapsedColumn()]
         self.progress = Progress(
             *columns,
