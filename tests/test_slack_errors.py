@@ -29,6 +29,8 @@ from tests.fakes.slack import ALL_SCOPES, USER_TOKEN, SlackState, Token, make_ap
 
 FAST = RetryPolicy(backoff=0.01, max_backoff=0.05)
 GENERAL = "C00000001"
+USERS = "/api/users.list"
+FATAL = {"ok": False, "error": "fatal_error"}
 
 
 @pytest.fixture
@@ -100,16 +102,18 @@ async def test_a_refused_token_type_is_an_authentication_error(state, api) -> No
 
 async def test_other_codes(state, api) -> None:
     async with Users(USER_TOKEN, **options(api)) as users:
-        state.controls.inject(200, body={"ok": False, "error": "invalid_cursor"})
+        state.controls.inject(200, body={"ok": False, "error": "invalid_cursor"}, path_prefix=USERS)
         with pytest.raises(InvalidCursor):
             await collect(users.list())
-        state.controls.inject(200, body={"ok": False, "error": "invalid_arg_name"})
+        state.controls.inject(
+            200, body={"ok": False, "error": "invalid_arg_name"}, path_prefix=USERS
+        )
         with pytest.raises(InvalidQuery):
             await collect(users.list())
         # fatal_error is retried, then the listing succeeds.
-        state.controls.inject(200, body={"ok": False, "error": "fatal_error"}, times=2)
+        state.controls.inject(200, body=FATAL, times=2, path_prefix=USERS)
         assert len(await collect(users.list())) == len(state.users)
-        state.controls.inject(200, body={"ok": False, "error": "fatal_error"}, times=9)
+        state.controls.inject(200, body=FATAL, times=9, path_prefix=USERS)
         with pytest.raises(SourceUnavailable):
             await collect(users.list())
 

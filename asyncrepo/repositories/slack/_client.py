@@ -34,7 +34,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
@@ -374,11 +374,19 @@ def ts_datetime(ts: Any) -> datetime | None:
     """A ``ts`` or epoch-seconds value as an aware UTC datetime (``None`` if absent)."""
     if ts is None or ts == "" or isinstance(ts, bool):
         return None
-    try:
-        value = Decimal(str(ts))
-    except InvalidOperation:
-        raise ValueError(f"not a Slack timestamp: {ts!r}") from None
-    return datetime.fromtimestamp(float(value), UTC)
+    if isinstance(ts, int):
+        return _EPOCH + timedelta(seconds=ts)
+    key = ts_key(ts)
+    if key is None:
+        try:
+            value = Decimal(str(ts))
+        except InvalidOperation:
+            raise ValueError(f"not a Slack timestamp: {ts!r}") from None
+        return datetime.fromtimestamp(float(value), UTC)
+    return _EPOCH + timedelta(seconds=key[0], microseconds=key[1])
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def datetime_ts(when: datetime) -> str:

@@ -62,7 +62,7 @@ import asyncio
 import bisect
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -216,9 +216,50 @@ class Messages(SlackRepository):
     # -- pages ------------------------------------------------------------------------------
 
     def stream(self, request: PageRequest, state: Any) -> AsyncIterator[tuple[Any, Batch]]:
-        if request.query is not None or self.channel is not None:
+        if request.query is not None:
             return super().stream(request, state)
+        if self.channel is not None:
+            return self._channel_stream(request, self.channel, state)
         return self._fan_out(request, state)
+
+    async def _channel_stream(
+        self, request: PageRequest, channel: str, state: Any
+    ) -> AsyncIterator[tuple[Any, Batch]]:
+        """A channel's pages, pipelined: ``pump`` sends the next page's request as soon as
+        this page's cursor is read, and the items are built while it is in flight."""
+        workspace = self.start_workspace()
+        pages = pump(
+            lambda page_state: self._raw_page(request, channel, page_state),
+            state,
+            concurrency=1,
+            track=self.background_tasks,
+        )
+        try:
+            async for page_state, page in pages:
+                assert isinstance(page, _RawPage) and page.response is not None
+                items = self.message_items(page.response, page.records, channel)
+                if self.threads:
+                    items = await self._with_replies(items, channel)
+                await self.with_urls(items, workspace)
+                workspace = None
+                yield page_state, Batch(items, page.next_state)
+        finally:
+            await _close(pages)
+
+    async def _raw_page(self, request: PageRequest, channel: str, state: Any) -> _RawPage:
+        endpoint = self.history_endpoint(request, channel)
+        base = PreparedRequest("GET", self.client.url(endpoint.path), dict(endpoint.params))
+        prepared = endpoint.paginator.prepare(base, state, request.page_size)
+        response = await self.client.send(prepared, limiter=endpoint.limiter)
+        body = response.json()
+        records = self.records(response, body, endpoint.records)
+        try:
+            next_state, _ = endpoint.paginator.advance(
+                response, body, records, state, request.page_size
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise self.malformed_record(response, exc) from None
+        return _RawPage([], next_state, None, response, records)
 
     async def fetch_page(self, request: PageRequest, state: Any) -> Batch:
         if request.query is not None:
@@ -368,12 +409,7 @@ class Messages(SlackRepository):
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _feed(self, request: PageRequest, channel: str, state: Any, feed: _Feed) -> None:
-        pages = pump(
-            lambda page_state: self.channel_page(request, channel, page_state),
-            state,
-            concurrency=1,
-            track=self.background_tasks,
-        )
+        pages = self._channel_stream(request, channel, state)
         produced = False
         try:
             async for pair in pages:
@@ -531,6 +567,14 @@ async def _close(iterator: AsyncIterator[Any]) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+@dataclass
+class _RawPage(Batch):
+    """A history page before its items are built (``items`` stays empty)."""
+
+    response: Response | None = None
+    records: list[Any] = field(default_factory=list)
 
 
 def _reply_count(raw: Any) -> int:
