@@ -2,7 +2,7 @@
 starts the scenario's servers and yields its comparisons while they run, and the jobs
 (``raw_*``, ``asyncrepo_*``) that the worker processes run."""
 
-SCENARIOS = ("csv", "s3", "github", "jira", "federation", "jenkins", "elastic", "slack")
+SCENARIOS = ("csv", "s3", "github", "jira", "federation", "jenkins", "elastic", "slack", "sync")
 MODULES = {
     "csv": "benchmarks.scenarios.csv_file",
     "s3": "benchmarks.scenarios.s3",
@@ -12,4 +12,5 @@ MODULES = {
     "jenkins": "benchmarks.scenarios.jenkins",
     "elastic": "benchmarks.scenarios.elastic",
     "slack": "benchmarks.scenarios.slack",
+    "sync": "benchmarks.scenarios.sync",
 }
