@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -51,6 +51,11 @@ class FileChunks:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._file = open(path, "rb")  # noqa: SIM115 - closed by close() or at the end
+
+    @property
+    def file(self) -> BinaryIO:
+        """The open file (to seek in: the offset index of a get)."""
+        return self._file
 
     def __iter__(self) -> Iterator[bytes]:
         return self

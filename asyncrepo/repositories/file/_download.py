@@ -4,20 +4,30 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
+import os
+import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import aiohttp
 
-from ...exceptions import ConfigurationError, ItemNotFound, SourceTimeout, SourceUnavailable
+from ...exceptions import (
+    ConfigurationError,
+    ItemNotFound,
+    MalformedResponse,
+    SourceTimeout,
+    SourceUnavailable,
+)
 from ...http import HTTPClient
 from ._cache import CachedFile, DownloadCache, FileChunks
 from ._errors import SOURCE
 
-__all__ = ["Bytes", "local_bytes", "open_bytes"]
+__all__ = ["Bytes", "local_bytes", "looks_like_html", "open_bytes", "reject_html"]
 
 _CHUNK = 1 << 20
 
@@ -26,20 +36,97 @@ _CHUNK = 1 << 20
 class Bytes:
     """A file's bytes: ``chunks`` for a worker thread (a download's are read by the event
     loop as the thread asks), ``read()`` for the event loop's thread (``b""`` at the end);
-    one or the other, not both. ``charset`` is what the server declared."""
+    one or the other, not both. ``charset`` is what the server declared.
+
+    ``file`` is the open file when the bytes are a file on disk (a local file, a download
+    cached on disk), to seek in; ``version`` then names that file's content (the offset
+    index of a get is kept for one version)."""
 
     chunks: Iterator[bytes]
     read: Callable[[], Awaitable[bytes]]
     charset: str | None
+    file: BinaryIO | None = None
+    version: Hashable = None
 
 
-def local_bytes(chunks: Iterator[bytes], charset: str | None) -> Bytes:
+def local_bytes(
+    chunks: Iterator[bytes],
+    charset: str | None,
+    file: BinaryIO | None = None,
+    version: Hashable = None,
+) -> Bytes:
     """Bytes already at hand (a file, the cache): reading never waits."""
 
     async def read() -> bytes:
         return next(chunks, b"")
 
-    return Bytes(chunks, read, charset)
+    return Bytes(chunks, read, charset, file, version)
+
+
+#: The first bytes of an HTML page (after a BOM and white space), case-insensitive.
+_HTML = re.compile(rb"<(?:!doctype\s+html|html|head|body|title|meta|script)[\s>/]", re.IGNORECASE)
+#: Bytes looked at for an HTML page: the first line of a CSV file is rarely shorter.
+_HTML_HEAD = 256
+
+
+def looks_like_html(head: bytes) -> bool:
+    """Whether a file's first bytes are an HTML page's (a login wall, an error page)."""
+    return bool(_HTML.match(head.removeprefix(codecs.BOM_UTF8).lstrip()))
+
+
+def reject_html(data: Bytes, error: Callable[[], Exception]) -> Bytes:
+    """``data``, raising ``error()`` if its first bytes are an HTML page's (the first
+    ``_HTML_HEAD`` bytes are held back until they are all there, or the data ends)."""
+    chunks, read = data.chunks, data.read
+
+    def checked(head: bytes) -> bytes:
+        if looks_like_html(head):
+            raise error()
+        return head
+
+    def guarded_chunks() -> Iterator[bytes]:
+        head = b""
+        for chunk in chunks:
+            head += chunk
+            if len(head) >= _HTML_HEAD:
+                yield checked(head)
+                yield from chunks
+                return
+        if head:
+            yield checked(head)
+
+    first = True
+
+    async def guarded_read() -> bytes:
+        nonlocal first
+        if not first:
+            return await read()
+        first = False
+        head = await read()
+        while head and len(head) < _HTML_HEAD:
+            more = await read()
+            if not more:
+                break
+            head += more
+        return checked(head)
+
+    return Bytes(guarded_chunks(), guarded_read, data.charset, data.file, data.version)
+
+
+def file_version(file: BinaryIO) -> Hashable:
+    """What names an open file's content: its identity, size and modification time."""
+    stat = os.fstat(file.fileno())
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _on_disk(chunks: Iterator[bytes], charset: str | None) -> Bytes:
+    """A file's (or a cached download's) bytes, with the file to seek in when on disk."""
+    if isinstance(chunks, FileChunks):
+        return local_bytes(chunks, charset, chunks.file, file_version(chunks.file))
+    return local_bytes(chunks, charset)
+
+
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
 @asynccontextmanager
@@ -51,9 +138,48 @@ async def open_bytes(
     cache: DownloadCache | None,
     cache_ttl: float,
     client: Callable[[], HTTPClient],
+    html: bool = False,
 ) -> AsyncIterator[Bytes]:
     """The file's bytes (and the charset the server declared), from disk, the cache or
-    the network; a download fills the cache as it is read."""
+    the network; a download fills the cache as it is read. Unless ``html``, an HTML page
+    (by its Content-Type, or by its first bytes) is ``MalformedResponse``: a login wall
+    or an error page answered with a 200 would otherwise read as a CSV file of junk."""
+    url = None if path is not None else where
+
+    def html_error(why: str) -> MalformedResponse:
+        return MalformedResponse(
+            f"{'' if url else where + ': '}{why}, not CSV (a login or error page?); "
+            "pass reject_html=False to read it as CSV anyway",
+            source=SOURCE,
+            method="GET" if url else None,
+            url=url,
+        )
+
+    async with _open_bytes(
+        path=path,
+        location=location,
+        where=where,
+        cache=cache,
+        cache_ttl=cache_ttl,
+        client=client,
+        html_error=None if html else html_error,
+    ) as data:
+        if not html:
+            data = reject_html(data, lambda: html_error("this is an HTML page"))
+        yield data
+
+
+@asynccontextmanager
+async def _open_bytes(
+    *,
+    path: Path | None,
+    location: str,
+    where: str,
+    cache: DownloadCache | None,
+    cache_ttl: float,
+    client: Callable[[], HTTPClient],
+    html_error: Callable[[str], MalformedResponse] | None,
+) -> AsyncIterator[Bytes]:
     if path is not None:
         try:
             local = FileChunks(path)
@@ -64,7 +190,7 @@ async def open_bytes(
                 f"cannot read {path}: {exc.strerror or exc}", source=SOURCE
             ) from None
         try:
-            yield local_bytes(local, None)
+            yield _on_disk(local, None)
         finally:
             local.close()
         return
@@ -73,7 +199,7 @@ async def open_bytes(
         if copy is not None:
             stack.callback(copy.close)
             if copy.entry.fresh(cache_ttl):
-                yield local_bytes(copy.chunks, copy.entry.charset)
+                yield _on_disk(copy.chunks, copy.entry.charset)
                 return
         headers = {"Accept": "text/csv, */*"}
         if copy is not None:
@@ -93,10 +219,15 @@ async def open_bytes(
             ) from None
         if response.status == 304 and cache is not None and copy is not None:
             cache.touch(copy)
-            yield local_bytes(copy.chunks, copy.entry.charset)
+            yield _on_disk(copy.chunks, copy.entry.charset)
             return
         if copy is not None:
             copy.close()  # superseded: let the sweep after this download remove it
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if html_error is not None and content_type in _HTML_TYPES:
+            raise html_error(
+                f"the server answered {response.status} with an HTML page ({content_type})"
+            )
         charset = response.charset
         writer = None
         if cache is not None:
@@ -152,7 +283,11 @@ async def open_bytes(
                 yield chunk
 
         try:
-            yield Bytes(chunks(), next_chunk, charset)
+            try:
+                yield Bytes(chunks(), next_chunk, charset)
+            except MalformedResponse:
+                complete = False  # read to the end, but not CSV (an HTML page): not kept
+                raise
             if writer is not None and not complete:
                 # A get() that stopped early: keep the rest, so the next call is cached.
                 while chunk := await read():

@@ -12,12 +12,16 @@ import codecs
 import csv
 import io
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain, islice
 from operator import length_hint
 from typing import Any
 
 _CHUNK = 1 << 20
+#: A record this long (in characters) is long: ``CompleteRecords.long_record`` says so, so
+#: its parsing can go to a worker thread, and its lines are fed to the reader by a
+#: generator, so that another thread (the event loop's) can take the GIL between them.
+LONG_TEXT = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -178,6 +182,7 @@ class CompleteRecords:
         self._probe, self._probe_row = _probe(csv_kwargs)  # ValueError: see usable()
         self._lines: list[str] = []  # complete lines not parsed yet, from a record boundary
         self._tail = ""  # the line after them, not ended yet (or ended by a last "\r")
+        self._tail_parts: list[str] | None = None  # the tail's later parts, if it is long
         self._size = 0  # characters in _lines
         self._retry_at = 0  # a record ran past the lines: parse at this many characters
         self._final = False
@@ -209,6 +214,13 @@ class CompleteRecords:
     def push(self, text: str) -> None:
         if not text:
             return
+        if self._tail_parts is not None:
+            # A long line goes on: its parts are joined once it ends, not at every push.
+            if "\n" not in text and "\r" not in text:
+                self._tail_parts.append(text)
+                return
+            self._tail = "".join([self._tail, *self._tail_parts])
+            self._tail_parts = None
         lines = split_lines(text)
         tail = self._tail
         if tail:
@@ -221,13 +233,24 @@ class CompleteRecords:
         self._tail = lines.pop() if last[-1] not in "\r\n" or last[-1] == "\r" else ""
         self._lines += lines
         self._size += len(text) + len(tail) - len(self._tail)
+        if len(self._tail) >= LONG_TEXT and self._tail[-1] != "\r":
+            self._tail_parts = []
 
     def finish(self) -> None:
         """No more text: the rest is parsed as it is (a record cut short ends there)."""
         self._final = True
+        if self._tail_parts is not None:
+            self._tail = "".join([self._tail, *self._tail_parts])
+            self._tail_parts = None
         if self._tail:
             self._lines.append(self._tail)
             self._tail = ""
+
+    @property
+    def long_record(self) -> bool:
+        """Whether a record ran past the text so far and is long (``LONG_TEXT``): parsing it
+        takes a while, better spent off the event loop's thread."""
+        return self._retry_at >= LONG_TEXT or self._tail_parts is not None
 
     @property
     def exhausted(self) -> bool:
@@ -272,13 +295,17 @@ class CompleteRecords:
         """A reader over the complete lines (all of them, at the end), and then the probe."""
         if not self._lines or (self._size < self._retry_at and not self._final):
             return False
+        long = self._retry_at >= LONG_TEXT
         self._stretch, self._lines = self._lines, []
         self._size = 0
         self._retry_at = 0
         probe = () if self._final else (self._probe,)
         self._probe_left = iter(probe)
         self._probing = bool(probe)
-        self._reader = csv.reader(chain(self._stretch, self._probe_left), **self._kwargs)
+        lines: Iterable[str] = self._stretch
+        if long:  # one line at a time through Python code: the GIL can move between them
+            lines = (line for line in lines)
+        self._reader = csv.reader(chain(lines, self._probe_left), **self._kwargs)
         self._taken = 0
         return True
 

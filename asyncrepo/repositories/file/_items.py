@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import count
+from itertools import chain, count
 from typing import Any, SupportsIndex, cast, overload
 
 from ...convert import parse_datetime
@@ -19,7 +19,7 @@ except ImportError:  # the core before asyncrepo.item existed
 
 from ._errors import SOURCE
 
-__all__ = ["FIELD_NAMES", "INDEX", "RowItems", "RowShape", "raws_maker"]
+__all__ = ["FIELD_NAMES", "INDEX", "RowItems", "RowShape", "raws_maker", "unique_columns"]
 
 FIELD_NAMES = ("title", "text", "url", "created_at", "updated_at", "author")
 #: Headers wider than this build their rows' dicts with ``dict(zip())`` (see ``raws_maker``).
@@ -104,6 +104,32 @@ def raws_maker(
             return [raw_of(row) for row in rows]
 
     return raws_of
+
+
+def unique_columns(names: list[str]) -> tuple[list[str], list[str]]:
+    """A header with every column kept: a repeated name gets ``_2``, ``_3``... (``a``,
+    ``a_2``), an empty one ``column_<position>`` (1-based), never a name already taken.
+    Returns the names and what was renamed (``"'a' (column 2) -> 'a_2'"``), empty if
+    nothing was: ``csv.DictReader`` would have dropped those columns' values."""
+    taken = set(names)
+    if len(taken) == len(names) and "" not in taken:
+        return names, []
+    seen: set[str] = set()
+    out: list[str] = []
+    renamed: list[str] = []
+    for position, name in enumerate(names, 1):
+        if name and name not in seen:
+            seen.add(name)
+            out.append(name)
+            continue
+        stem = name or f"column_{position}"
+        candidates = (f"{stem}_{k}" for k in count(2))
+        new = next(c for c in chain([] if name else [stem], candidates) if c not in taken)
+        seen.add(new)
+        taken.add(new)
+        out.append(new)
+        renamed.append(f"{name!r} (column {position}) -> {new!r}")
+    return out, renamed
 
 
 @dataclass(frozen=True)

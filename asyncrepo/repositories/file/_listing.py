@@ -87,24 +87,35 @@ async def pushed_batches(source: Parsing, start: int) -> AsyncGenerator[list[Ite
         )
         finished = False
 
+        async def parsed(count: int) -> list[list[str]]:
+            # A long record (a 50 MB field) is parsed in a worker thread, so that the loop
+            # is not held for all of it (see CompleteRecords.long_record).
+            if records.long_record:
+                return await asyncio.to_thread(records.rows, count)
+            return records.rows(count)
+
         async def take(count: int) -> list[list[str]]:
-            """``count`` rows, fewer only at the end of the file."""
+            """``count`` rows, fewer only at the end of the file. The loop is handed back
+            after every chunk of bytes: the work per slice is bounded by bytes, not rows."""
             nonlocal finished
-            rows = records.rows(count)
+            rows = await parsed(count)
             while len(rows) < count and not finished:
                 chunk = await data.read()
-                for text in decoder.push(chunk) if chunk else decoder.finish():
+                for piece, text in enumerate(decoder.push(chunk) if chunk else decoder.finish()):
+                    if piece:  # a gzip chunk inflates to many pieces
+                        await asyncio.sleep(0)
                     records.push(text)
                 if not chunk:
                     records.finish()
                     finished = True
-                rows += records.rows(count - len(rows))
+                rows += await parsed(count - len(rows))
+                await asyncio.sleep(0)
             return rows
 
         header = source.fieldnames
         if header is None:
             first = await take(1)
-            header = first[0] if first else []
+            header = source._columns(first[0]) if first else []
         skipped = 0
         while skipped < start:
             step = len(await take(min(SLICE_ROWS, start - skipped)))

@@ -7,10 +7,11 @@ bytes never wait). A listing that parses as the bytes are pushed uses ``_increme
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from itertools import chain, islice
 from typing import Any, Protocol, TypeVar
@@ -20,6 +21,7 @@ from ._download import Bytes
 from ._errors import malformed
 from ._incremental import TextDecoder
 from ._items import RowShape
+from ._offsets import RowIndex
 
 T = TypeVar("T")
 
@@ -189,6 +191,10 @@ def read_header(rows: Rows, fieldnames: list[str] | None) -> list[str]:
 class Parsing(Protocol):
     """What the listing, the search and the get need of the repository (``CSVRows``)."""
 
+    _row_index: RowIndex | None  # the offset index of a get, for one version of the file
+    _unindexable: Hashable  # a version of the file found not to be indexable
+    _index_lock: asyncio.Lock
+
     @property
     def _where(self) -> str: ...
 
@@ -215,6 +221,8 @@ class Parsing(Protocol):
     def _open(self) -> AbstractAsyncContextManager[Rows]: ...
 
     def _header(self, rows: Rows) -> list[str]: ...
+
+    def _columns(self, names: list[str]) -> list[str]: ...
 
     def _shape(self) -> RowShape: ...
 

@@ -7,25 +7,33 @@ C ``csv`` module; memory stays flat in the file size (unless ``cache="memory"``)
   ``CompleteRecords`` parses only the records the csv module shows complete, so nothing
   waits for bytes. Rows' dicts come from generated code (``_items.raws_maker``) in batches of
   ``BATCH_ROWS``, and each ``Item`` is made as the consumer takes it (``_items.RowItems``).
-* A search and a get pull their bytes as they parse (``_rows.Rows``): a local file's on the loop
-  in slices of ``SLICE_ROWS`` rows, a URL's in a worker thread, which waits for each network
-  chunk from the loop. A naive search scans the text for the longest term and parses only
-  the rows it is found in (see ``_search.matches``); its batches are fixed windows of rows, so
-  cursors do not depend on the chunking. A get by row index skips rows without building
-  them.
+  The loop is handed back after every chunk of bytes too, and a long record (a 50 MB
+  field) is parsed in a worker thread, so no record holds the loop for long.
+* A search and a get pull their bytes as they parse (``_rows.Rows``), in a worker thread
+  (a URL's waits for each network chunk from the loop; a local file's could parse on the
+  loop, but a long record would then hold it). A naive search scans the text for the
+  longest term and parses only the rows it is found in (see ``_search.matches``); its
+  batches are fixed windows of rows, so cursors do not depend on the chunking.
+* A get on a file on disk (a local file, a download in the disk cache) indexes the file
+  on its first call (``_offsets``): later gets seek to their row. Elsewhere a get by row
+  index skips rows without building them, and a get by column compares identifiers before
+  building any item.
 * ``worker_thread=True`` runs all parsing in a worker thread, listings too (``_rows.Rows``).
 
 Ragged rows follow ``csv.DictReader``: values past the header go to a list under
 ``restkey`` (default ``"_extra"``, JSON-friendly where DictReader uses ``None``), missing
 ones are ``restval`` (default ``None``). Blank lines are skipped and do not count as rows
-(nor as the header). Lines end as ``open(newline="")`` sees them: ``\n``, ``\r\n`` or ``\r``.
+(nor as the header). A header with a repeated or empty name keeps every column: ``a``,
+``a_2``; an empty one is ``column_<position>`` (a warning is logged). Lines end as
+``open(newline="")`` sees them: ``\n``, ``\r\n`` or ``\r``.
 Bytes that do not decode, and gzip data that is corrupt or cut short, raise
 ``MalformedResponse`` naming the file and the line. An identifier or ``fields`` column that
 is not in the header is a ``ConfigurationError``.
 
 The parts, each in its own module: ``_download`` (the bytes: disk, cache, network),
 ``_incremental`` and ``_rows`` (bytes -> text -> rows, pushed or pulled), ``_items`` (rows
--> items), ``_listing``, ``_search`` and ``_get``; this module holds the repository class.
+-> items), ``_listing``, ``_search``, ``_get`` and its ``_offsets`` index; this module holds
+the repository class.
 """
 
 from __future__ import annotations
@@ -33,8 +41,9 @@ from __future__ import annotations
 import asyncio
 import codecs
 import csv
+import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -49,14 +58,17 @@ from ._download import Bytes, open_bytes
 from ._errors import SOURCE
 from ._get import get_row
 from ._incremental import CompleteRecords
-from ._items import FIELD_NAMES, INDEX, RowShape
+from ._items import FIELD_NAMES, INDEX, RowShape, unique_columns
 from ._listing import BATCH_ROWS, list_batches
+from ._offsets import RowIndex
 from ._rows import SLICE_ROWS, Rows, open_rows, read_header
 from ._search import WINDOW_ROWS, search_batches
 
 T = TypeVar("T")
 
 __all__ = ["BATCH_ROWS", "INDEX", "SLICE_ROWS", "WINDOW_ROWS", "CSVRows"]
+
+log = logging.getLogger("asyncrepo.file")
 
 
 class CSVRows(Repository):
@@ -72,9 +84,11 @@ class CSVRows(Repository):
     to the end is cached; a ``get`` that finds its row early reads the rest of a download
     into the cache, an abandoned listing keeps nothing. ``worker_thread``: parse in a worker
     thread (the event loop then never waits on parsing, at about a third more time). Without
-    it, a listing is parsed on the event loop's thread in slices, as the bytes arrive; so is
-    a local file's search and get, while a URL's search and get still parse in a worker
-    thread. Other keyword arguments go to
+    it, a listing is parsed on the event loop's thread in slices, as the bytes arrive (a
+    long record in a worker thread); a search and a get parse in a worker thread.
+    ``reject_html``: an HTML page (``text/html``, or a file whose first bytes are HTML: a
+    login wall answered with a 200) is ``MalformedResponse``; ``False`` reads it as CSV.
+    Other keyword arguments go to
     ``csv.reader`` (``delimiter``, ``quotechar``, ``dialect``...), plus DictReader's
     ``fieldnames``, ``restkey`` and ``restval``.
 
@@ -105,6 +119,7 @@ class CSVRows(Repository):
         retry: RetryPolicy | None = None,
         timeout: float | None = 60.0,
         worker_thread: bool | None = None,
+        reject_html: bool = True,
         **csv_reader_kwargs: Any,
     ) -> None:
         location = os.fspath(filepath_or_url)
@@ -112,10 +127,13 @@ class CSVRows(Repository):
         self.is_url = urlsplit(location).scheme in ("http", "https")
         self.path = None if self.is_url else Path(location).expanduser()
         self.worker_thread = bool(worker_thread)
-        self._pull_in_thread = self.worker_thread or self.is_url
-        # Rows skipped per step of a get by index: a cancellation is heard between steps,
-        # and on the event loop's thread a step must stay short.
-        self._skip_slice = 1 << 16 if self._pull_in_thread else 1 << 13
+        self.reject_html = reject_html
+        # Rows skipped per step of a get by index: a cancellation is heard between steps.
+        self._skip_slice = 1 << 16
+        self._row_index: RowIndex | None = None
+        self._unindexable: Hashable = None
+        self._index_lock = asyncio.Lock()
+        self._warned: set[tuple[str, ...]] = set()  # headers whose renames were logged
         if identifier is not INDEX and not (
             isinstance(identifier, str)
             or (
@@ -170,8 +188,8 @@ class CSVRows(Repository):
             raise ConfigurationError(f"bad csv option: {exc}", source=self.name) from None
         self.csv_kwargs = csv_reader_kwargs
         # A listing parses on the loop unless asked not to, and where the dialect allows it
-        # (see CompleteRecords). A URL's search and get pull their bytes as they parse,
-        # which only a worker thread can wait for (``_pull_in_thread``); a file's never wait.
+        # (see CompleteRecords). A search and a get pull their bytes as they parse, in a
+        # worker thread: a URL's must wait for them, and a long record must not hold the loop.
         self._list_on_loop = not self.worker_thread and CompleteRecords.usable(csv_reader_kwargs)
         self._headers, self._auth, self._retry, self._timeout = headers, auth, retry, timeout
         self._client: HTTPClient | None = None
@@ -225,10 +243,25 @@ class CSVRows(Repository):
             cache=self.cache,
             cache_ttl=self.cache_ttl,
             client=lambda: self.client,
+            html=not self.reject_html,
         )
 
     def _header(self, rows: Rows) -> list[str]:
-        return read_header(rows, self.fieldnames)
+        header = read_header(rows, self.fieldnames)
+        return header if self.fieldnames is not None else self._columns(header)
+
+    def _columns(self, names: list[str]) -> list[str]:
+        """The file's header with every column kept (see ``unique_columns``); the renames
+        are logged once per repository and header."""
+        columns, renamed = unique_columns(names)
+        if renamed and tuple(names) not in self._warned:
+            self._warned.add(tuple(names))
+            log.warning(
+                "%s: repeated or empty column names, renamed to keep every column: %s",
+                self._where,
+                "; ".join(renamed[:20]) + (" ..." if len(renamed) > 20 else ""),
+            )
+        return columns
 
     def _shape(self) -> RowShape:
         """What this repository's rows become (its identifier, fields, restkey, restval)."""
@@ -242,15 +275,13 @@ class CSVRows(Repository):
         )
 
     async def _run(self, work: Callable[..., T], *args: Any) -> T:
-        """Parsing work: in a worker thread, or (local files, by default) right here in
-        slices of ``SLICE_ROWS`` rows, handing the event loop back after each slice. On one
-        GIL the thread buys the loop's responsiveness, not speed: measured on a 1,000,000-row
-        file, its hand-offs cost about a quarter of the listing's time."""
-        if self._pull_in_thread:
-            return await asyncio.to_thread(work, *args)
-        result = work(*args)
-        await asyncio.sleep(0)  # other tasks run between slices
-        return result
+        """Parsing work that pulls its bytes (a search, a get, a listing with
+        ``worker_thread``), a slice at a time in a worker thread. On one GIL the thread buys
+        the loop's responsiveness, not speed (for a listing, its hand-offs cost about a
+        quarter of the time, so a listing parses on the loop by default); but only there
+        does a long record not hold the loop: the parser takes the GIL back between its
+        pieces of text."""
+        return await asyncio.to_thread(work, *args)
 
     async def stream(self, request: PageRequest, state: Any) -> AsyncIterator[tuple[Any, Batch]]:
         if state is None:
