@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from asyncrepo import registry
+from asyncrepo.index.base import HIGHLIGHT_START
 from asyncrepo.index.sqlite import SQLiteIndex
 from asyncrepo.serve import make_app
 from asyncrepo.sync import sync
@@ -55,7 +56,7 @@ async def test_search_ranks_highlights_and_escapes(index: SQLiteIndex) -> None:
             assert item["source"] == "jira" and item["url"].startswith("https://")
             assert "<mark>" in item["snippet_html"].lower()
             assert "<b>" not in item["snippet_html"]  # the source's markup is escaped
-            assert "\x02" not in item["snippet"] and item["score"] > 0
+            assert HIGHLIGHT_START not in item["snippet"] and item["score"] > 0
         assert body["errors"] == {"broken": "SourceUnavailable: test.memory: the source broke"}
 
 

@@ -38,10 +38,10 @@ __all__ = [
     "split_identifier",
 ]
 
-#: Around highlighted terms in ``IndexedItem.snippet`` (control characters: a consumer
+#: Around highlighted terms in ``IndexedItem.snippet`` (private-use characters: a consumer
 #: escapes the text for its medium first, then turns these into <mark> or bold).
-HIGHLIGHT_START = "\x02"
-HIGHLIGHT_END = "\x03"
+HIGHLIGHT_START = "\ue000"
+HIGHLIGHT_END = "\ue001"
 
 #: Options ``list``/``search`` of every index accept.
 FILTER_OPTIONS = frozenset({"source", "kind", "author", "until", "sort"})

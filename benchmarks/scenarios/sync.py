@@ -219,11 +219,12 @@ async def _build(path: Path, items: int) -> None:
 
 
 def raw_search(probe: Any, path: str) -> tuple[int, str]:
+    from asyncrepo.index.base import HIGHLIGHT_END, HIGHLIGHT_START
     from asyncrepo.index.sqlite import _COLUMNS, _SNIPPET_TOKENS, _WEIGHTS, fts_query
 
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     sql = (
-        f"SELECT {_COLUMNS}, snippet(items_fts, -1, '\x02', '\x03', '…', {_SNIPPET_TOKENS}), "
+        f"SELECT {_COLUMNS}, snippet(items_fts, -1, ?, ?, '…', {_SNIPPET_TOKENS}), "
         f"bm25(items_fts, {_WEIGHTS}) AS rank "
         "FROM items_fts JOIN items i ON i.rowid = items_fts.rowid "
         "WHERE items_fts MATCH ? AND i.deleted_at IS NULL ORDER BY rank, i.rowid LIMIT 20"
@@ -232,7 +233,7 @@ def raw_search(probe: Any, path: str) -> tuple[int, str]:
 
     count, last = 0, ""
     for q in queries():
-        for row in conn.execute(sql, (fts_query(q),)):
+        for row in conn.execute(sql, (HIGHLIGHT_START, HIGHLIGHT_END, fts_query(q))):
             orjson.loads(row[10])
             count += 1
             last = f"{row[0]}:{row[1]}"
