@@ -364,6 +364,17 @@ _TS_RE = re.compile(r"^(\d{1,12})(?:\.(\d{1,6}))?$")
 
 def ts_key(ts: Any) -> tuple[int, int] | None:
     """A Slack ``ts`` (``"1512085950.000216"``) as an exact sortable pair, or ``None``."""
+    if isinstance(ts, str):  # the usual shape, without the regex
+        seconds, _, micros = ts.partition(".")
+        if (
+            seconds.isdigit()
+            and seconds.isascii()
+            and len(seconds) <= 12
+            and len(micros) == 6
+            and micros.isdigit()
+            and micros.isascii()
+        ):
+            return int(seconds), int(micros)
     match = _TS_RE.match(str(ts))
     if match is None:
         return None
@@ -383,6 +394,10 @@ def ts_datetime(ts: Any) -> datetime | None:
         except InvalidOperation:
             raise ValueError(f"not a Slack timestamp: {ts!r}") from None
         return datetime.fromtimestamp(float(value), UTC)
+    return key_datetime(key)
+
+
+def key_datetime(key: tuple[int, int]) -> datetime:
     return _EPOCH + timedelta(seconds=key[0], microseconds=key[1])
 
 
@@ -447,6 +462,8 @@ def slack_to_text(text: Any) -> str | None:
 def first_line(text: str | None) -> str | None:
     if not text:
         return None
+    if "\n" not in text and "\r" not in text:
+        return text.strip() or None
     for line in text.splitlines():
         if line.strip():
             return line.strip()

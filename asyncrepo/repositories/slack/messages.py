@@ -84,6 +84,7 @@ from ._client import (
     check_positive,
     datetime_ts,
     first_line,
+    key_datetime,
     slack_to_text,
     ts_datetime,
     ts_key,
@@ -237,6 +238,8 @@ class Messages(SlackRepository):
         try:
             async for page_state, page in pages:
                 assert isinstance(page, _RawPage) and page.response is not None
+                # Let the next page's request leave before this page's items are built.
+                await asyncio.sleep(0)
                 items = self.message_items(page.response, page.records, channel)
                 if self.threads:
                     items = await self._with_replies(items, channel)
@@ -525,7 +528,8 @@ class Messages(SlackRepository):
 
     def message_item(self, raw: Any, channel: str) -> Item:
         ts = raw["ts"]
-        if not isinstance(ts, str) or ts_key(ts) is None:
+        key = ts_key(ts) if isinstance(ts, str) else None
+        if key is None:
             raise ValueError(f"not a Slack ts: {ts!r}")
         text = slack_to_text(raw.get("text"))
         thread_ts = raw.get("thread_ts")
@@ -536,7 +540,7 @@ class Messages(SlackRepository):
             self,
             title=first_line(text),
             text=text,
-            created_at=ts_datetime(ts),
+            created_at=key_datetime(key),
             updated_at=ts_datetime(edited.get("ts")) if isinstance(edited, dict) else None,
             author=raw.get("user") or raw.get("bot_id") or raw.get("username") or None,
             kind="reply" if thread_ts and thread_ts != ts else "message",
