@@ -176,11 +176,29 @@ class Output:
     def record(self, item: Item) -> dict[str, Any]:
         if self.columns is not None:
             return {c.name: c.get(item) for c in self.columns}
-        record = item.to_dict()
+        record = _record(item)
         if self.federation is not None:
             record["identifier"] = self.federation.identifier_of(item)
             record["federated_source"] = self.federation.source_of(item)
         return record
+
+
+def _record(item: Item) -> dict[str, Any]:
+    """``item.to_dict()``, built in one dict display: dates stay datetimes, which orjson
+    writes as ``isoformat()`` does (RFC 3339), at a fraction of the cost a row."""
+    repository = item.repository
+    return {
+        "identifier": item.identifier,
+        "source": repository.name if repository is not None else None,
+        "title": item.title,
+        "text": item.text,
+        "url": item.url,
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
+        "author": item.author,
+        "kind": item.kind,
+        "raw": item.raw,
+    }
 
 
 class JSONLines(Output):
@@ -247,10 +265,17 @@ class Table(Output):
         return _text(column.get(item)).translate(_CONTROL)
 
     def write(self, item: Item) -> None:
-        line = "  ".join(
-            _pad(self._cell(c, item), w) for c, w in zip(self.chosen, self.widths, strict=True)
-        )
-        self.out.write(line.rstrip().encode() + b"\n")
+        cells = []
+        for column, width in zip(self.chosen, self.widths, strict=True):
+            value = column.get(item)
+            text = value if type(value) is str else _text(value)
+            if text.isascii() and text.isprintable():  # the common case, without rich
+                if len(text) > width:
+                    text = text[: width - 1] + "…"
+                cells.append(text.ljust(width))
+            else:
+                cells.append(_pad(text.translate(_CONTROL), width))
+        self.out.write(("  ".join(cells).rstrip() + "\n").encode())
         self.count += 1
         self.dirty = True
 

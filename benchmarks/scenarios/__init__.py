@@ -2,7 +2,18 @@
 starts the scenario's servers and yields its comparisons while they run, and the jobs
 (``raw_*``, ``asyncrepo_*``) that the worker processes run."""
 
-SCENARIOS = ("csv", "s3", "github", "jira", "federation", "jenkins", "elastic", "slack", "sync")
+SCENARIOS = (
+    "csv",
+    "s3",
+    "github",
+    "jira",
+    "federation",
+    "jenkins",
+    "elastic",
+    "slack",
+    "sync",
+    "cli",
+)
 MODULES = {
     "csv": "benchmarks.scenarios.csv_file",
     "s3": "benchmarks.scenarios.s3",
@@ -13,4 +24,5 @@ MODULES = {
     "elastic": "benchmarks.scenarios.elastic",
     "slack": "benchmarks.scenarios.slack",
     "sync": "benchmarks.scenarios.sync",
+    "cli": "benchmarks.scenarios.cli",
 }
