@@ -39,6 +39,7 @@ GITHUB_TOKEN = "ghp_testtoken"
 GITHUB_USER = "octocat"
 JIRA_USER = "me@example.com"
 JIRA_TOKEN = "api-token-123"
+GOOGLE_TOKEN = "ya29.benchmark-token"
 JENKINS_USER = "admin"
 JENKINS_TOKEN = "api-token-admin"
 SLACK_TOKEN = "xoxp-1111-2222-3333-benchtoken"
@@ -181,6 +182,19 @@ def _slack_app(n_messages: int, n_channels: int = 1, latency: float = 0.0) -> An
     return replay(make_app(state), latency)
 
 
+def _google_app(n_files: int, latency: float = 0.0) -> Any:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.fakes.google import GoogleState, make_app
+
+    state = GoogleState()
+    state.tokens[GOOGLE_TOKEN] = frozenset({"https://www.googleapis.com/auth/drive.readonly"})
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    for n in range(n_files):
+        state.add_file(f"file {n:05d}.txt", modified=start + timedelta(seconds=n))
+    return replay(make_app(state), latency)
+
+
 def _file_app(path: str) -> Any:
     from aiohttp import web
 
@@ -196,6 +210,7 @@ APPS: dict[str, Callable[..., Any]] = {
     "github": _github_app,
     "jira": _jira_app,
     "jenkins": _jenkins_app,
+    "google": _google_app,
     "slack": _slack_app,
     "file": _file_app,
 }

@@ -39,6 +39,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -486,29 +487,59 @@ class PageToken(NextToken):
         return token, None
 
 
+@dataclass
+class RawPage:
+    """One listing response, decoded, before its items are built."""
+
+    state: JSON  # the state that fetched it
+    response: Response
+    body: Any
+    records: list[Any]
+    next_state: JSON
+
+
 class GoogleRepository(RESTRepository):
-    """A Google listing: pages follow ``nextPageToken``; a token seen before in the same
-    listing (a cycle) or a long run of empty pages ends in ``MalformedResponse``."""
+    """A Google listing: pages follow ``nextPageToken``, fetched by the core's ``pump`` (one
+    page ahead; a token seen before in the listing raises ``PaginationLoop`` there).
+    ``MAX_EMPTY_PAGES`` pages in a row without an item, each with a fresh token, end in
+    ``MalformedResponse`` here. A source implements ``fetch_raw`` (the declarative
+    ``endpoint`` by default) and ``build`` (``to_item`` over the records by default).
+    """
 
     client: GoogleClient
 
+    async def fetch_raw(self, request: PageRequest, state: JSON) -> RawPage:
+        endpoint = self.endpoint(request)
+        base = PreparedRequest(
+            endpoint.method, self.client.url(endpoint.path), dict(endpoint.params), endpoint.json
+        )
+        prepared = endpoint.paginator.prepare(base, state, request.page_size)
+        response = await self.client.send(prepared, limiter=endpoint.limiter)
+        body = response.json()
+        records = self.records(response, body, endpoint.records)
+        next_state, _ = endpoint.paginator.advance(
+            response, body, records, state, request.page_size
+        )
+        return RawPage(state, response, body, records, next_state)
+
+    async def build(self, request: PageRequest, page: RawPage) -> Batch:
+        return Batch(self.items(page.response, page.records), page.next_state)
+
+    async def fetch_page(self, request: PageRequest, state: JSON) -> Batch:
+        return await self.build(request, await self.fetch_raw(request, state))
+
     async def stream(self, request: PageRequest, state: JSON) -> AsyncIterator[tuple[JSON, Batch]]:
-        seen: set[str] = set()
         empty = 0
         inner = super().stream(request, state)
         try:
             async for page_state, batch in inner:
+                if not batch.items and batch.next_state is not None:
+                    empty += 1
+                    if empty > MAX_EMPTY_PAGES:
+                        raise self.loop_error(f"returned {empty} empty pages in a row")
+                else:
+                    empty = 0
                 yield page_state, batch
-                following = batch.next_state
-                if following is None:
-                    continue
-                key = orjson.dumps(following).decode()
-                if key in seen:
-                    raise self.loop_error("returned a page token it had returned before")
-                seen.add(key)
-                empty = empty + 1 if not batch.items else 0
-                if empty > MAX_EMPTY_PAGES:
-                    raise self.loop_error(f"returned {empty} empty pages in a row")
         finally:
             aclose = getattr(inner, "aclose", None)
             if aclose is not None:

@@ -49,6 +49,7 @@ from ._client import (
     GoogleClient,
     GoogleRepository,
     PageToken,
+    RawPage,
     make_credentials,
     positive_int,
     rfc3339,
@@ -188,10 +189,9 @@ class Events(GoogleRepository):
     def _bounded(self) -> bool:
         return self.time_min is not None or self.time_max is not None
 
-    async def fetch_page(self, request: PageRequest, state: Any) -> Batch:
+    async def fetch_raw(self, request: PageRequest, state: Any) -> RawPage:
         full, token = self._read_state(state)
-        requested = request.options.get("sync_token")
-        sync = None if full else requested
+        sync = None if full else request.options.get("sync_token")
         if sync is not None and token is None:
             self.full_sync_required = False
         paginator = PageToken("maxResults")
@@ -202,21 +202,28 @@ class Events(GoogleRepository):
             if exc.status == 410 and sync is not None and token is None:
                 # fullSyncRequired: the token expired. Start over as a full listing.
                 self.full_sync_required = True
-                return await self.fetch_page(request, [_FULL, None])
+                return await self.fetch_raw(request, [_FULL, None])
             raise
         body = response.json()
         records = self.records(response, body, "items")
-        items = self.items(response, records)
-        if not (self.show_deleted or sync is not None):
-            items = [item for item in items if item.kind != "cancelled"]
         next_token, _ = paginator.advance(response, body, records, token, request.page_size)
-        if next_token is None:
+        next_state = None
+        if next_token is not None:
+            next_state = [_FULL, next_token] if full else next_token
+        return RawPage(state, response, body, records, next_state)
+
+    async def build(self, request: PageRequest, page: RawPage) -> Batch:
+        items = self.items(page.response, page.records)
+        sync = request.options.get("sync_token") is not None and not isinstance(page.state, list)
+        if not (self.show_deleted or sync):
+            items = [item for item in items if item.kind != "cancelled"]
+        if page.next_state is None:
             plain = request.query is None and request.since is None and request.order is None
+            body = page.body
             found = body.get("nextSyncToken") if isinstance(body, dict) else None
             if isinstance(found, str) and found and plain and not self._bounded():
                 self.sync_token = found
-            return Batch(items, None)
-        return Batch(items, [_FULL, next_token] if full else next_token)
+        return Batch(items, page.next_state)
 
     def _read_state(self, state: Any) -> tuple[bool, str | None]:
         if state is None or isinstance(state, str):

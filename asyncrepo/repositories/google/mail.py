@@ -40,10 +40,17 @@ from urllib.parse import quote, urlencode
 from ...convert import html_to_text
 from ...exceptions import ConfigurationError, ItemNotFound
 from ...http import RetryPolicy
-from ...pagination import Batch, PreparedRequest
+from ...pagination import Batch
 from ...repository import Capabilities, Item, PageRequest
 from ...rest import Endpoint
-from ._client import GoogleClient, GoogleRepository, PageToken, make_credentials, positive_int
+from ._client import (
+    GoogleClient,
+    GoogleRepository,
+    PageToken,
+    RawPage,
+    make_credentials,
+    positive_int,
+)
 
 __all__ = ["Mail", "message_text"]
 
@@ -226,25 +233,17 @@ class Mail(GoogleRepository):
             paginator=PageToken("maxResults"),
         )
 
-    async def fetch_page(self, request: PageRequest, state: Any) -> Batch:
-        endpoint = self.endpoint(request)
-        base = PreparedRequest("GET", self.client.url(endpoint.path), dict(endpoint.params))
-        prepared = endpoint.paginator.prepare(base, state, request.page_size)
-        response = await self.client.send(prepared)
-        body = response.json()
-        records = self.records(response, body, endpoint.records)
+    async def build(self, request: PageRequest, page: RawPage) -> Batch:
+        """The page's messages, fetched concurrently (while the next id page is listed)."""
         try:
-            ids = [str(record["id"]) for record in records]
+            ids = [str(record["id"]) for record in page.records]
         except (KeyError, TypeError) as exc:
-            raise self.malformed_record(response, exc) from None
-        next_state, _ = endpoint.paginator.advance(
-            response, body, records, state, request.page_size
-        )
+            raise self.malformed_record(page.response, exc) from None
         items = await self._messages_of(ids)
         if request.since is not None:
             since = request.since
             items = [i for i in items if i.created_at is None or i.created_at >= since]
-        return Batch(items, next_state)
+        return Batch(items, page.next_state)
 
     async def _messages_of(self, ids: list[str]) -> list[Item]:
         gate = self._gate
