@@ -185,6 +185,13 @@ def test_default_limits_follow_the_tiers() -> None:
     search = messages.limiter("search.messages")
     assert search is not None and search.max_rate == 20
     assert set(TIERS) >= {"users.list", "users.info", "conversations.replies"}
+    info = Users(USER_TOKEN).limiter("users.info")
+    assert info is not None and info.max_rate == 100
+    replies = messages.limiter("conversations.replies")
+    assert replies is not None and replies.max_rate == 50
+    shared = SlackRateLimits()
+    one, two = Users(USER_TOKEN, rate_limits=shared), Channels(USER_TOKEN, rate_limits=shared)
+    assert one.limiter("conversations.list") is two.limiter("conversations.list") is not None
     relaxed = Messages(USER_TOKEN, rate_limits={"conversations.history": 600})
     changed = relaxed.limiter("conversations.history")
     assert changed is not None and changed.max_rate == 600
@@ -256,3 +263,34 @@ async def test_a_stuck_forward_walk_ends_in_our_error(state, api) -> None:
     async with Messages(USER_TOKEN, channel=GENERAL, **options(api)) as repo:
         with pytest.raises(MalformedResponse):
             await collect(repo.list(order="created"))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("cls", "method", "extra"),
+    [
+        (Channels, "conversations.list", {}),
+        (Users, "users.list", {}),
+        (Messages, "conversations.history", {"channel": GENERAL}),
+    ],
+)
+async def test_endless_fresh_cursors_over_the_same_page_end_in_our_error(
+    state, api, cls, method, extra
+) -> None:
+    state.endless_cursor.add(method)  # a new cursor every time, the same items every time
+    async with cls(USER_TOKEN, **extra, **options(api)) as repo:
+        with pytest.raises(MalformedResponse):
+            await collect(repo.list(page_size=3))
+    assert count(state, method) < 50
+
+
+async def test_an_absurd_search_page_count_is_capped(state, api) -> None:
+    async with Messages(USER_TOKEN, **options(api)) as repo:
+        expected = [i.identifier async for i in repo.search("deploy", page_size=5)]
+        honest = count(state, "search.messages")
+        state.search_pages = 10**9
+        lied = [i.identifier async for i in repo.search("deploy", page_size=5)]
+    assert lied == expected and len(expected) > 5
+    asked = count(state, "search.messages") - honest
+    assert asked <= honest + 4  # the real pages and the few fetched ahead, not a billion
+    assert all(int(q.query["page"]) <= 100 for q in state.controls.requests if q.query.get("page"))

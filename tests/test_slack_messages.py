@@ -227,10 +227,11 @@ async def test_a_bot_reads_only_its_channels(state, api) -> None:
     assert asked == {"C00000005", "G00000003"}  # no not_in_channel round trips
 
 
-async def test_an_unreadable_channel_is_skipped(state, api) -> None:
+@pytest.mark.parametrize("code", ["not_in_channel", "channel_not_found"])
+async def test_an_unreadable_channel_is_skipped(state, api, code) -> None:
     state.controls.inject(
         200,
-        body={"ok": False, "error": "not_in_channel"},
+        body={"ok": False, "error": code},
         path_prefix="/api/conversations.history",
     )
     async with repo(api, concurrency=1) as messages:
@@ -360,3 +361,19 @@ async def test_message_markup_becomes_plain_text(state, api) -> None:
 
 def test_dates_are_exact() -> None:
     assert ts_datetime("1512085950.000216") == datetime(2017, 11, 30, 23, 52, 30, 216, tzinfo=UTC)
+
+
+async def test_every_channel_oldest_first_within_each_channel(state, api) -> None:
+    channels = sorted(c["id"] for c in state.channels)
+    expected = [i for c in channels for i in history_ids(state, c, newest_first=False)]
+    async with repo(api) as messages:
+        items = await collect(messages.list(order="created", page_size=9))
+    assert [i.identifier for i in items] == expected
+
+
+async def test_a_given_team_url_skips_auth_test(state, api) -> None:
+    async with repo(api, channel=GENERAL, team_url="https://acme.enterprise.slack.com") as ms:
+        items = await collect(ms.list())
+    assert requests(state, "auth.test") == []
+    assert items[0].url is not None
+    assert items[0].url.startswith(f"https://acme.enterprise.slack.com/archives/{GENERAL}/p")

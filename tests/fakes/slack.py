@@ -42,7 +42,9 @@ deterministic workspace. Methods answer ``GET`` (query parameters) and ``POST`` 
   Matches have the shape of the spec's example (``channel`` object, ``permalink``, ``iid``).
 
 Hostile modes for tests: ``SlackState.cyclic_cursor`` (methods whose next cursor
-alternates between two values forever) and ``FakeControls.inject``.
+alternates between two values forever), ``endless_cursor`` (a fresh cursor every time, with
+the first page again), ``search_pages`` (a lying ``paging.pages``) and
+``FakeControls.inject``.
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ class SlackState:
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # ts ascending
     rate_limits: dict[str, tuple[int, float]] = field(default_factory=dict)
     cyclic_cursor: set[str] = field(default_factory=set)
+    endless_cursor: set[str] = field(default_factory=set)  # a fresh cursor, the same page
+    search_pages: int | None = None  # a lying paging.pages for search.messages
     controls: FakeControls = field(default_factory=FakeControls)
     clock: Callable[[], float] = time.time
     _calls: dict[tuple[str, str], deque[float]] = field(default_factory=dict, repr=False)
@@ -429,11 +433,18 @@ def _history_scope(token: Token, channel: dict[str, Any]) -> None:
 
 
 def _next(state: SlackState, method: str, params: dict[str, str], cursor: str | None) -> str | None:
-    """The cyclic hostile mode: the next cursor alternates between two values."""
+    """The hostile modes: a next cursor that alternates between two values, or a fresh one
+    every time (with the first page again)."""
+    if method in state.endless_cursor:
+        return _cursor("team", f"X{uuid.uuid4().hex.upper()}")
     if method not in state.cyclic_cursor:
         return cursor
     first, second = _cursor("team", "CYCLEA"), _cursor("team", "CYCLEB")
     return second if params.get("cursor") == first else first
+
+
+def _hostile(state: SlackState, method: str) -> bool:
+    return method in state.cyclic_cursor or method in state.endless_cursor
 
 
 async def auth_test(state: SlackState, token: Token, params: dict[str, str]) -> dict[str, Any]:
@@ -470,7 +481,7 @@ async def conversations_list(
     ]
     limit = _limit(params, 100, LIST_MAX)
     start = 0
-    if params.get("cursor") and "conversations.list" not in state.cyclic_cursor:
+    if params.get("cursor") and not _hostile(state, "conversations.list"):
         _, cid = _read_cursor(params["cursor"], ("team",))
         ids = [c["id"] for c in wanted]
         if cid not in ids:
@@ -542,7 +553,7 @@ async def conversations_history(
         m for m in state.top_level(cid) if _in_range(_ts_key(m["ts"]), oldest, latest, inclusive)
     ]
     forward = oldest is not None and latest is None
-    if params.get("cursor") and "conversations.history" not in state.cyclic_cursor:
+    if params.get("cursor") and not _hostile(state, "conversations.history"):
         kind, value = _read_cursor(params["cursor"], ("next_ts", "prev_ts"))
         if not value.isdigit():
             raise SlackError("invalid_cursor")
@@ -623,7 +634,7 @@ async def users_list(state: SlackState, token: Token, params: dict[str, str]) ->
     _need(token, "users:read")
     limit = _limit(params, 0, LIST_MAX)
     start = 0
-    if params.get("cursor") and "users.list" not in state.cyclic_cursor:
+    if params.get("cursor") and not _hostile(state, "users.list"):
         _, uid = _read_cursor(params["cursor"], ("user",))
         ids = [u["id"] for u in state.users]
         if uid not in ids:
@@ -729,6 +740,8 @@ async def search_messages(
         raise SlackError("invalid_arguments") from None
     total = len(matches)
     pages = min(max(1, math.ceil(total / count)), SEARCH_MAX_PAGES)
+    if state.search_pages is not None:
+        pages = state.search_pages
     chosen = matches[(page - 1) * count : page * count] if page <= pages else []
     users = {u["id"]: u for u in state.users}
     shaped = []

@@ -53,7 +53,15 @@ from ...exceptions import (
     SourceUnavailable,
 )
 from ...http import BearerAuth, HTTPClient, Response, RetryPolicy, redact_url
-from ...pagination import Batch, Following, NextToken, Paginator, PreparedRequest, dig
+from ...pagination import (
+    Batch,
+    Following,
+    NextToken,
+    PageNumber,
+    Paginator,
+    PreparedRequest,
+    dig,
+)
 from ...repository import Item, PageRequest
 from ...rest import Endpoint, RESTRepository
 
@@ -355,6 +363,38 @@ class OldestWalk(Paginator):
         if state is not None and (ts_key(newest) or (0, 0)) <= (ts_key(state) or (0, 0)):
             raise response.malformed("Slack returned no message newer than the last page")
         return newest, None
+
+
+#: Slack serves at most this many pages of search results.
+SEARCH_PAGES_MAX = 100
+
+
+@dataclass
+class SearchPages(PageNumber):
+    """``search.messages`` paging: ``page`` and ``count``, the number of pages in
+    ``messages.paging.pages`` (so the following pages are fetched concurrently). The count is
+    trusted only up to Slack's own cap of 100 pages, and an empty page ends the listing, so
+    an absurd total cannot send thousands of requests."""
+
+    page_param: str = "page"
+    page_size_param: str | None = "count"
+    pages_field: str | None = "messages.paging.pages"
+
+    def advance(
+        self, response: Response, body: Any, records: list[Any], state: Any, page_size: int
+    ) -> tuple[Any, Following]:
+        if not records:
+            return None, None
+        page = self.first_page if state is None else int(state)
+        pages = dig(body, "messages.paging.pages")
+        if isinstance(pages, int) and not isinstance(pages, bool):
+            last = min(pages, SEARCH_PAGES_MAX)
+            if page >= last:
+                return None, None
+            return page + 1, range(page + 1, last + 1)
+        if len(records) < page_size:
+            return None, None
+        return page + 1, None
 
 
 # -- timestamps -----------------------------------------------------------------------------

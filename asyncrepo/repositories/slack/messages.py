@@ -73,12 +73,13 @@ from ...exceptions import (
     PermissionDenied,
     UnsupportedOption,
 )
-from ...pagination import Batch, PageNumber, PreparedRequest, pump
+from ...pagination import Batch, PreparedRequest, pump
 from ...repository import Capabilities, Item, PageRequest
 from ...rest import Endpoint
 from ...wire import Response
 from ._client import (
     OldestWalk,
+    SearchPages,
     SlackCursor,
     SlackRepository,
     check_positive,
@@ -201,9 +202,7 @@ class Messages(SlackRepository):
                 "highlight": False,
             },
             records="messages.matches",
-            paginator=PageNumber(
-                page_param="page", page_size_param="count", pages_field="messages.paging.pages"
-            ),
+            paginator=SearchPages(),
             limiter=self.limiter("search.messages"),
         )
 
