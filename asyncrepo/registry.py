@@ -159,6 +159,12 @@ _BUILTIN = [
         "Jenkins builds of one job or of every job",
     ),
     Entry(
+        "pypi.packages",
+        "asyncrepo.repositories.pypi.packages:Packages",
+        "pypi",
+        "packages of the public Python package index or of any Simple API index",
+    ),
+    Entry(
         "slack.channels",
         "asyncrepo.repositories.slack.channels:Channels",
         "slack",
@@ -204,6 +210,9 @@ _schemes: dict[str, str] = {
     "slack": "asyncrepo.repositories.slack:from_uri",
     "jenkins+https": "asyncrepo.repositories.jenkins:from_uri",
     "jenkins+http": "asyncrepo.repositories.jenkins:from_uri",
+    "pypi": "asyncrepo.repositories.pypi:from_uri",
+    "pypi+https": "asyncrepo.repositories.pypi:from_uri",
+    "pypi+http": "asyncrepo.repositories.pypi:from_uri",
     "gdrive": "asyncrepo.repositories.google:from_uri",
     "gmail": "asyncrepo.repositories.google:from_uri",
     "gcal": "asyncrepo.repositories.google:from_uri",

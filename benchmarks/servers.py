@@ -195,6 +195,14 @@ def _google_app(n_files: int, latency: float = 0.0) -> Any:
     return replay(make_app(state), latency)
 
 
+def _pypi_app(n_projects: int, latency: float = 0.0) -> Any:
+    from tests.fakes.pypi import make_app, make_big
+
+    state = make_big(n_projects)
+    state.list_json()  # rendered once, before the first request
+    return replay(make_app(state), latency)
+
+
 def _file_app(path: str) -> Any:
     from aiohttp import web
 
@@ -210,6 +218,7 @@ APPS: dict[str, Callable[..., Any]] = {
     "github": _github_app,
     "jira": _jira_app,
     "jenkins": _jenkins_app,
+    "pypi": _pypi_app,
     "google": _google_app,
     "slack": _slack_app,
     "file": _file_app,
