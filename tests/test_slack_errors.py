@@ -294,3 +294,25 @@ async def test_an_absurd_search_page_count_is_capped(state, api) -> None:
     asked = count(state, "search.messages") - honest
     assert asked <= honest + 4  # the real pages and the few fetched ahead, not a billion
     assert all(int(q.query["page"]) <= 100 for q in state.controls.requests if q.query.get("page"))
+
+
+async def test_the_limiter_keeps_a_crawl_under_slacks_limit(state, api) -> None:
+    # The fake allows 24 history requests in any quarter second; the crawl (52 requests) is
+    # paced at 10 a quarter second (a leaky bucket may burst to twice its rate: still under).
+    for i in range(40):
+        state.post(GENERAL, f"more {i}", "U00000001")
+    state.rate_limits["conversations.history"] = (24, 0.25)
+    no_wait = RetryPolicy(max_wait=0.1, backoff=0.01)
+    paced = SlackRateLimits({"conversations.history": AsyncLimiter(10, 0.25)})
+    async with Messages(
+        USER_TOKEN, channel=GENERAL, **options(api, rate_limits=paced, retry=no_wait)
+    ) as repo:
+        items = await collect(repo.list(page_size=1))
+    assert len(items) == len(state.top_level(GENERAL))
+    assert not [r for r in state.controls.requests if r.status == 429]
+    # Unpaced, the same crawl runs into the limit (and the short retry cap gives up).
+    async with Messages(
+        USER_TOKEN, channel=GENERAL, **options(api, rate_limits=False, retry=no_wait)
+    ) as repo:
+        with pytest.raises(RateLimited):
+            await collect(repo.list(page_size=1))
