@@ -310,7 +310,10 @@ async def test_the_limiter_keeps_a_crawl_under_slacks_limit(state, api) -> None:
         items = await collect(repo.list(page_size=1))
     assert len(items) == len(state.top_level(GENERAL))
     assert not [r for r in state.controls.requests if r.status == 429]
-    # Unpaced, the same crawl runs into the limit (and the short retry cap gives up).
+    # Unpaced, the same crawl runs into a limit (24 in ten seconds here, so that even a slow
+    # machine sends more than that in time) and the short retry cap gives up.
+    state.rate_limits["conversations.history"] = (24, 10.0)
+    state._calls.clear()
     async with Messages(
         USER_TOKEN, channel=GENERAL, **options(api, rate_limits=False, retry=no_wait)
     ) as repo:
