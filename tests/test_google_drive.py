@@ -355,6 +355,19 @@ async def test_rate_limit_that_persists_is_rate_limited(site: Site) -> None:
     assert len(site.controls.requests) == 3
 
 
+async def test_retry_after_is_read(site: Site) -> None:
+    """A stated wait past the retry cap raises at once, carrying the vendor's wait."""
+    site.controls.inject(
+        429, body=_error(429, "rateLimitExceeded"), headers={"Retry-After": "30"}, times=3
+    )
+    policy = RetryPolicy(attempts=3, backoff=0.01, max_wait=5.0)
+    async with site.files(retry=policy) as repo:
+        with pytest.raises(RateLimited) as caught:
+            await repo.get("x")
+    assert caught.value.retry_after == 30.0
+    assert len(site.controls.requests) == 1
+
+
 async def test_other_403_is_permission_denied_and_400_invalid_query(site: Site) -> None:
     site.controls.inject(403, body=_error(403, "domainPolicy", "The domain forbids it"))
     async with site.files() as repo:

@@ -171,10 +171,15 @@ class GoogleAuthCredentials(GoogleCredentials):
 
     async def _refresh(self, credentials: Any) -> None:
         import google.auth.exceptions
+        import requests
         from google.auth.transport.requests import Request
 
+        def refresh() -> None:
+            with requests.Session() as session:  # closed after the refresh, never leaked
+                credentials.refresh(Request(session))
+
         try:
-            await asyncio.to_thread(credentials.refresh, Request())
+            await asyncio.to_thread(refresh)
         except google.auth.exceptions.RefreshError as exc:
             raise AuthenticationError(
                 f"could not refresh the access token of {self.description}: {_first_line(str(exc))}"
