@@ -12,6 +12,10 @@
   directly with ``sqlite3``. Target: < 50 ms a query (as the mean over the 200, which is at
   least the median for these right-skewed latencies), i.e. the 200 within 10 s.
 
+* opensearch: ``sync()`` of 10,000 items (1,000 in smoke mode) into an ``OpenSearchIndex``
+  on osmem-server (an OpenSearch-compatible server, its own process) against a raw aiohttp
+  loop of ``_bulk`` requests of 1,000 documents. Target: <= 1.2x the raw loop's time.
+
 The "nothing changed" incremental sync (one request per page of ``since`` results) is a
 count, not a time: ``tests/test_sync.py`` checks it against the Jira fake.
 """
@@ -256,6 +260,88 @@ async def asyncrepo_search(probe: Any, path: str) -> tuple[int, str]:
     return count, last
 
 
+# -- OpenSearch bulk ---------------------------------------------------------------------------
+
+
+def _document(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "source": "bench",
+        "identifier": r["id"],
+        "title": r["title"],
+        "body": r["text"],
+        "has_text": True,
+        "url": None,
+        "author": r["author"],
+        "kind": r["kind"],
+        "created_at": None,
+        "updated_at": r["updated"],
+        "stamp": r["updated"],
+        "seen": 1,
+        "indexed_at": r["updated"],
+        "raw": r,
+    }
+
+
+async def raw_bulk(probe: Any, base_url: str, items: int) -> int:
+    """The raw loop: create the index with the same mappings, ``_bulk`` 1,000 documents a
+    request (aiohttp, orjson), check each answer's ``errors``, refresh."""
+    import uuid
+
+    import aiohttp
+    import orjson
+
+    from asyncrepo.index.opensearch import mappings
+
+    name = f"raw-{uuid.uuid4().hex[:8]}"
+    count = 0
+    async with aiohttp.ClientSession() as session:
+        async with session.put(f"{base_url}/{name}", json={"mappings": mappings()}) as response:
+            response.raise_for_status()
+        lines: list[bytes] = []
+
+        async def send() -> None:
+            body = b"\n".join(lines) + b"\n"
+            headers = {"Content-Type": "application/x-ndjson"}
+            async with session.post(f"{base_url}/_bulk", data=body, headers=headers) as response:
+                answer = orjson.loads(await response.read())
+                if response.status >= 300 or answer.get("errors"):
+                    raise RuntimeError("bulk failed")
+
+        for r in generate(items):
+            lines.append(orjson.dumps({"index": {"_index": name, "_id": f"bench:{r['id']}"}}))
+            lines.append(orjson.dumps(_document(r)))
+            count += 1
+            if len(lines) == 2 * PAGE:
+                await send()
+                lines = []
+        if lines:
+            await send()
+        async with session.post(f"{base_url}/{name}/_refresh") as response:
+            response.raise_for_status()
+        async with session.delete(f"{base_url}/{name}") as response:
+            response.raise_for_status()
+    return count
+
+
+async def asyncrepo_bulk(probe: Any, base_url: str, items: int) -> int:
+    """``sync()`` of the same records into an ``OpenSearchIndex`` (bulk upserts of 1,000,
+    a state write after each page), then a refresh."""
+    import uuid
+
+    from asyncrepo.index.opensearch import OpenSearchIndex
+    from asyncrepo.sync import sync
+
+    name = f"ar-{uuid.uuid4().hex[:8]}"
+    async with OpenSearchIndex(base_url, name, batch_size=PAGE) as index:
+        reports = await sync({"bench": _source(items)}, index, page_size=PAGE)
+        await index.refresh()
+        await index.client.request("DELETE", f"/{name},{name}-sources")
+    report = reports["bench"]
+    if not report.ok:
+        raise RuntimeError(report.error)
+    return report.seen
+
+
 # -- the scenario ----------------------------------------------------------------------------
 
 
@@ -267,7 +353,10 @@ def comparisons(smoke: bool) -> Iterator[list[Comparison]]:
     work = DATA / "sync-work"
     work.mkdir(parents=True, exist_ok=True)
     search_db = ensure_index(indexed)
-    try:
+    bulk_items = 1_000 if smoke else 10_000
+    from tests.osmem_server import running_osmem
+
+    with running_osmem() as os_url:
         yield [
             Comparison(
                 f"sync: initial, {items:,} items into SQLite",
@@ -300,6 +389,24 @@ def comparisons(smoke: bool) -> Iterator[list[Comparison]]:
                 [Target("wall", QUERIES * SEARCH_BUDGET, absolute=True, strict=True)],
                 show=("wall",),
             ),
+            Comparison(
+                f"sync: {bulk_items:,} items into OpenSearch (osmem-server)",
+                Variant(
+                    "aiohttp _bulk loop",
+                    f"{here}:raw_bulk",
+                    {"base_url": os_url, "items": bulk_items},
+                    ["aiohttp", "orjson", "asyncrepo.index.opensearch"],
+                    expect=bulk_items,
+                ),
+                Variant(
+                    "sync() -> OpenSearchIndex",
+                    f"{here}:asyncrepo_bulk",
+                    {"base_url": os_url, "items": bulk_items},
+                    ["asyncrepo.sync", "asyncrepo.index.opensearch"],
+                    expect=bulk_items,
+                ),
+                [Target("wall", 1.2)],
+                show=("cpu",),
+            ),
         ]
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
