@@ -532,17 +532,25 @@ class Messages(SlackRepository):
             raise ValueError(f"not a Slack ts: {ts!r}")
         text = slack_to_text(raw.get("text"))
         thread_ts = raw.get("thread_ts")
+        reply = bool(thread_ts) and thread_ts != ts
         edited = raw.get("edited")
+        team_url = self.workspace.url  # known after the first page: the URL is made here
+        url = None
+        if team_url is not None:
+            url = f"{team_url}archives/{channel}/p{ts.replace('.', '')}"
+            if reply and isinstance(thread_ts, str):
+                url += f"?thread_ts={thread_ts}&cid={channel}"
         return Item(
             f"{channel}:{ts}",
             raw,
             self,
             title=first_line(text),
             text=text,
+            url=url,
             created_at=key_datetime(key),
             updated_at=ts_datetime(edited.get("ts")) if isinstance(edited, dict) else None,
             author=raw.get("user") or raw.get("bot_id") or raw.get("username") or None,
-            kind="reply" if thread_ts and thread_ts != ts else "message",
+            kind="reply" if reply else "message",
         )
 
     def to_item(self, raw: Any) -> Item:
