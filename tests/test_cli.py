@@ -383,3 +383,33 @@ def test_sources_lists_the_registry() -> None:
     rows = {row["name"]: row for row in jsonl(result.stdout)}
     assert rows["file.csv_rows"]["search"] == "naive"
     assert {"jira.issues", "aws.s3_objects", "github.repos", "greenhouse.jobs"} <= set(rows)
+
+
+def test_index_is_opened_as_a_source(csv_file: Path) -> None:
+    alone = runner.invoke(app, ["search", "federated search", "--index", "demo:", "-f", "jsonl"])
+    assert alone.exit_code == 0, alone.output
+    assert len(jsonl(alone.stdout)) > 10
+    together = runner.invoke(
+        app, ["search", '"person 7"', str(csv_file), "--index", "demo:", "-f", "jsonl"]
+    )
+    assert together.exit_code == 0, together.output
+    assert [r["federated_source"] for r in jsonl(together.stdout)] == ["people.csv"]
+    wrong = runner.invoke(app, ["search", "x", "--index", "nope://db"])
+    assert wrong.exit_code == 2 and "unknown URI scheme 'nope'" in wrong.stderr
+
+
+def test_debug_logs_the_library_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from asyncrepo.cli._app import _debug_log
+
+    _debug_log()
+    _debug_log()  # once, however often asked
+    logging.getLogger("asyncrepo.file").debug("detected ';' as the delimiter")
+    assert capsys.readouterr().err == (
+        "asyncrepo: DEBUG: asyncrepo.file: detected ';' as the delimiter\n"
+    )
+    logger = logging.getLogger("asyncrepo")
+    logger.setLevel(logging.NOTSET)
+    for handler in [h for h in logger.handlers if type(h).__name__ == "ToStderr"]:
+        logger.removeHandler(handler)

@@ -20,6 +20,7 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,16 @@ class Gated(Repository):
 
     name = "test.gated"
 
-    def __init__(self, gate: str, per_page: int = 3, pages: int = 3) -> None:
+    def __init__(self, gate: str, per_page: int = 3, pages: int = 3, stuck: int = 0) -> None:
         self.gate = gate
         self.per_page = per_page
         self.pages = pages
+        self.stuck = stuck  # pages after the first block a worker thread for an hour
 
     async def fetch_page(self, request: PageRequest, state: Any) -> Batch:
         page = state or 0
+        if page >= 1 and self.stuck:
+            await asyncio.to_thread(time.sleep, 3600)
         if page >= 1 and self.gate:
             # Polls a file: the gate is opened by another process (the test).
             while not os.path.exists(self.gate):  # noqa: ASYNC110, ASYNC240
@@ -160,18 +164,24 @@ def test_first_rows_come_before_the_source_finishes(tmp_path: Path, fmt: str) ->
         assert lines[2].split() == ["0", "row", "0"] and len(lines) == 2 + 9
 
 
-def test_a_terminal_gets_a_table_streamed_and_no_progress_on_stdout(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stderr_terminal", [False, True])
+def test_a_terminal_gets_a_table_streamed_and_no_progress_on_stdout(
+    tmp_path: Path, stderr_terminal: bool
+) -> None:
     gate = tmp_path / "gate"
     master, slave = open_pty()
+    err_master, err_slave = open_pty() if stderr_terminal else (None, None)
     proc = subprocess.Popen(
         command("list", f"gated://{gate}"),
         stdout=slave,
-        stderr=subprocess.PIPE,
+        stderr=err_slave if err_slave is not None else subprocess.PIPE,
         env=environment(),
         cwd=ROOT,
     )
     os.close(slave)
-    assert proc.stderr is not None
+    if err_slave is not None:
+        os.close(err_slave)
+    err = err_master if err_master is not None else proc.stderr.fileno()  # type: ignore[union-attr]
     try:
         seen = bytearray()
         read_until(master, lambda b: b"row 2" in b, seen)
@@ -179,17 +189,25 @@ def test_a_terminal_gets_a_table_streamed_and_no_progress_on_stdout(tmp_path: Pa
         gate.touch()
         output = (bytes(seen) + read_rest(master)).decode()
         assert proc.wait(WAIT) == 0
-        stderr = proc.stderr.read().decode()
+        stderr = read_rest(err).decode()
     finally:
         proc.kill()
         proc.wait()
         os.close(master)
-        proc.stderr.close()
+        if err_master is not None:
+            os.close(err_master)
+        if proc.stderr is not None:
+            proc.stderr.close()
     lines = [line for line in output.replace("\r", "").splitlines() if line.strip()]
     assert "identifier" in lines[0] and "title" in lines[0]  # auto: a table on a terminal
     assert [line.split()[-1] for line in lines[2:]] == [str(n) for n in range(9)]
     assert "items" not in output  # no progress display on stdout
-    assert "Traceback" not in stderr and "items/s" not in stderr  # stderr is not a terminal
+    assert "Traceback" not in stderr
+    assert "\x1b[?25l" not in stderr  # no live display (it hides the cursor)
+    if stderr_terminal:
+        assert stderr.startswith("9 items in ")  # the table's footer
+    else:
+        assert stderr == ""
 
 
 def test_progress_shows_on_a_terminal_stderr_while_stdout_is_a_pipe(tmp_path: Path) -> None:
@@ -263,6 +281,30 @@ def test_the_first_ctrl_c_stops_at_once_with_130(tmp_path: Path, terminal: bool)
     assert code == 130
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert "CancelledError" not in stderr
+
+
+def test_ctrl_c_ends_the_process_even_when_a_worker_thread_is_stuck() -> None:
+    # The source's second page blocks a thread for an hour: the interpreter would wait for
+    # it at exit; the CLI ends the process after its grace second instead.
+    proc = subprocess.Popen(
+        command("list", "gated://?stuck=1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment(),
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        read_until(proc.stdout.fileno(), lambda b: b"row 2" in b, bytearray())
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(WAIT)
+        stderr = proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert code == 130 and b"Traceback" not in stderr
 
 
 def test_a_closed_pipe_ends_the_run_quietly_with_0() -> None:

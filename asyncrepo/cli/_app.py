@@ -129,13 +129,23 @@ def main_options(
     state.progress = not no_progress
     state.config = config
     if debug:
-        import logging
+        _debug_log()
 
-        handler = logging.StreamHandler(sys.stderr)
+
+def _debug_log() -> None:
+    """The library's log (``asyncrepo.*`` loggers), debug level and up, on stderr."""
+    import logging
+
+    class ToStderr(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            sys.stderr.write(self.format(record) + "\n")  # the stderr of the moment
+
+    logger = logging.getLogger("asyncrepo")
+    if not any(type(h).__name__ == "ToStderr" for h in logger.handlers):
+        handler = ToStderr()
         handler.setFormatter(logging.Formatter("asyncrepo: %(levelname)s: %(name)s: %(message)s"))
-        logger = logging.getLogger("asyncrepo")
         logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
+    logger.setLevel(logging.DEBUG)
 
 
 FormatOption = Annotated[
