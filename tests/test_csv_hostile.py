@@ -220,7 +220,7 @@ async def test_gets_seek_by_an_offset_index(
 
 
 async def test_the_index_follows_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write_tricky(tmp_path / "t.csv", 500)
+    path = write_tricky(tmp_path / "t.csv", 5_000)  # more than is read ahead of a get
     repo = CSVRows(path, identifier="n")
     counting = Counting(monkeypatch)
     assert (await repo.get("499")).raw["n"] == "499"

@@ -139,11 +139,14 @@ async def open_bytes(
     cache_ttl: float,
     client: Callable[[], HTTPClient],
     html: bool = False,
+    sniff: Callable[[bytes, bool, str | None], None] | None = None,
 ) -> AsyncIterator[Bytes]:
     """The file's bytes (and the charset the server declared), from disk, the cache or
     the network; a download fills the cache as it is read. Unless ``html``, an HTML page
     (by its Content-Type, or by its first bytes) is ``MalformedResponse``: a login wall
-    or an error page answered with a 200 would otherwise read as a CSV file of junk."""
+    or an error page answered with a 200 would otherwise read as a CSV file of junk.
+    ``sniff(head, whole, charset)`` is given the first ``PEEK`` bytes (or all, ``whole``)
+    before anything is read, if it is set (to tell the file's dialect)."""
     url = None if path is not None else where
 
     def html_error(why: str) -> MalformedResponse:
@@ -164,9 +167,52 @@ async def open_bytes(
         client=client,
         html_error=None if html else html_error,
     ) as data:
+        if sniff is not None:
+            head, whole, data = await peek(data, PEEK)
+            if html or not looks_like_html(head):  # else the guard below raises
+                sniff(head, whole, data.charset)
         if not html:
             data = reject_html(data, lambda: html_error("this is an HTML page"))
         yield data
+
+
+#: Bytes read ahead for ``sniff``: the first KiB and the rest of its last line, at most
+#: ``PEEK``.
+PEEK = 1 << 16
+SNIFF_BYTES = 1 << 10
+
+
+async def peek(data: Bytes, size: int) -> tuple[bytes, bool, Bytes]:
+    """The first bytes of ``data``: its first KiB and the rest of the line there (or
+    ``size`` bytes, or all of it: then ``True``), without waiting for more; and ``data``
+    that still hands them out first."""
+    parts: list[bytes] = []
+    total = 0
+    whole = False
+    while total < size:
+        if total > SNIFF_BYTES:
+            rest = b"".join(parts)[SNIFF_BYTES:]
+            if b"\n" in rest or b"\r" in rest:
+                break
+        chunk = await data.read()
+        if not chunk:
+            whole = True
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    head = b"".join(parts)
+    pending = [head] if head else []
+    read = data.read
+
+    async def read_again() -> bytes:
+        return pending.pop() if pending else await read()
+
+    def chunks_again() -> Iterator[bytes]:
+        if head:
+            yield head
+        yield from data.chunks  # close() reaches the chunks too
+
+    return head, whole, Bytes(chunks_again(), read_again, data.charset, data.file, data.version)
 
 
 @asynccontextmanager

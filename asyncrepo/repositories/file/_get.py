@@ -30,6 +30,10 @@ async def get_row(source: Parsing, identifier: str) -> Item:
     ):
         raise source.not_found(identifier, "row identifiers are 0-based row numbers")
     async with source._bytes() as data:
+        # Where the bytes' reader is (past what was read ahead of it): a scan goes on there.
+        if data.file is not None and data.file.closed:  # all read ahead: nothing to seek
+            data.file = None
+        position = data.file.tell() if data.file is not None else 0
         index = await _index(source, data)
         if index is not None:
             try:
@@ -38,7 +42,7 @@ async def get_row(source: Parsing, identifier: str) -> Item:
                 pass  # the scan says where the data is wrong
             source._row_index = None
         if data.file is not None:
-            data.file.seek(0)
+            data.file.seek(position)
         rows = Rows(
             data.chunks,
             encoding=source.encoding,

@@ -162,16 +162,17 @@ async def open_rows(
     source: AbstractAsyncContextManager[Bytes],
     *,
     encoding: str | None,
-    csv_kwargs: Mapping[str, Any],
+    csv_kwargs: Callable[[], Mapping[str, Any]],
     where: str,
 ) -> AsyncIterator[Rows]:
-    """The rows of the file, for a worker thread to read; released on exit."""
+    """The rows of the file, for a worker thread to read; released on exit. ``csv_kwargs``
+    is asked once the bytes are open (the dialect may be told from their start)."""
     async with source as data:
         rows = Rows(
             data.chunks,
             encoding=encoding,
             charset=data.charset,
-            csv_kwargs=csv_kwargs,
+            csv_kwargs=csv_kwargs(),
             where=where,
         )
         try:

@@ -54,10 +54,11 @@ from ...http import Auth, HTTPClient, RetryPolicy, redact_url
 from ...pagination import Batch
 from ...repository import Capabilities, Item, PageRequest, Repository
 from ._cache import DownloadCache, make_cache
+from ._dialect import detect_delimiter
 from ._download import Bytes, open_bytes
 from ._errors import SOURCE
 from ._get import get_row
-from ._incremental import CompleteRecords
+from ._incremental import CompleteRecords, TextDecoder
 from ._items import FIELD_NAMES, INDEX, RowShape, unique_columns
 from ._listing import BATCH_ROWS, list_batches
 from ._offsets import RowIndex
@@ -90,7 +91,9 @@ class CSVRows(Repository):
     login wall answered with a 200) is ``MalformedResponse``; ``False`` reads it as CSV.
     Other keyword arguments go to
     ``csv.reader`` (``delimiter``, ``quotechar``, ``dialect``...), plus DictReader's
-    ``fieldnames``, ``restkey`` and ``restval``.
+    ``fieldnames``, ``restkey`` and ``restval``. Without ``delimiter`` or ``dialect``, the
+    delimiter (comma, semicolon, tab or pipe) is told from the file's first KiB on the first
+    read, and kept (logged at debug level; see ``_dialect``).
 
     A missing file, or a URL that answers 404, is a ``ConfigurationError`` (an
     ``ItemNotFound`` would read as "no such row").
@@ -187,6 +190,8 @@ class CSVRows(Repository):
         except TypeError as exc:
             raise ConfigurationError(f"bad csv option: {exc}", source=self.name) from None
         self.csv_kwargs = csv_reader_kwargs
+        # No delimiter given: it is told from the file's first KiB on the first read.
+        self._sniffing = "delimiter" not in csv_reader_kwargs and "dialect" not in csv_reader_kwargs
         # A listing parses on the loop unless asked not to, and where the dialect allows it
         # (see CompleteRecords). A search and a get pull their bytes as they parse, in a
         # worker thread: a URL's must wait for them, and a long record must not hold the loop.
@@ -230,7 +235,10 @@ class CSVRows(Repository):
     def _open(self) -> AbstractAsyncContextManager[Rows]:
         """The rows of the file, for a worker thread to read; released on exit."""
         return open_rows(
-            self._bytes(), encoding=self.encoding, csv_kwargs=self.csv_kwargs, where=self._where
+            self._bytes(),
+            encoding=self.encoding,
+            csv_kwargs=lambda: self.csv_kwargs,
+            where=self._where,
         )
 
     def _bytes(self) -> AbstractAsyncContextManager[Bytes]:
@@ -244,7 +252,26 @@ class CSVRows(Repository):
             cache_ttl=self.cache_ttl,
             client=lambda: self.client,
             html=not self.reject_html,
+            sniff=self._sniff if self._sniffing else None,
         )
+
+    def _sniff(self, head: bytes, whole: bool, charset: str | None) -> None:
+        """Tell the delimiter from the file's first KiB (see ``_dialect``), once."""
+        if not self._sniffing:
+            return
+        self._sniffing = False
+        texts: list[str] = []
+        decoder = TextDecoder(self.encoding, charset, lambda message: ValueError(message))
+        try:
+            texts.extend(decoder.push(head))
+            if whole:
+                texts.extend(decoder.finish())
+        except ValueError:  # bytes that do not decode: the reading says where
+            pass
+        delimiter = detect_delimiter("".join(texts), whole)
+        log.debug("%s: the delimiter is %r (detected)", self._where, delimiter)
+        if delimiter != ",":
+            self.csv_kwargs = {**self.csv_kwargs, "delimiter": delimiter}
 
     def _header(self, rows: Rows) -> list[str]:
         header = read_header(rows, self.fieldnames)
