@@ -4,6 +4,8 @@ credentials from the environment (never required in the file), ``sources --confi
 from __future__ import annotations
 
 import json
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +179,31 @@ def test_config_open_in_python(clean_env: pytest.MonkeyPatch, tmp_path: Path) ->
     file = write(tmp_path / "sources.toml", '[sources.projects]\nuri = "demo:"\n')
     repo = config.open("@projects", file)
     assert repo.name == "file.csv_rows"
+
+
+def test_keyring_references_read_the_keyring(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, csv_file: Path
+) -> None:
+    # The keyring package's API (get_password(service, username)), without a system keyring.
+    asked: list[tuple[str, str]] = []
+
+    def get_password(service: str, username: str) -> str | None:
+        asked.append((service, username))
+        return "id" if (service, username) == ("people-svc", "me") else None
+
+    clean_env.setitem(sys.modules, "keyring", types.SimpleNamespace(get_password=get_password))
+    file = write(
+        tmp_path / "sources.toml",
+        f'[sources.people]\nuri = "{csv_file}"\n'
+        'identifier = { keyring = "people-svc", username = "me" }\n\n'
+        f'[sources.other]\nuri = "{csv_file}"\n'
+        'identifier = { keyring = "people-svc", username = "you" }\n',
+    )
+    clean_env.setenv("ASYNCREPO_CONFIG", str(file))
+    result = runner.invoke(app, ["list", "@people", "-n", "1", "-f", "jsonl"])
+    assert result.exit_code == 0, result.output
+    assert jsonl(result.stdout)[0]["identifier"] == "p0"
+    missing = runner.invoke(app, ["list", "@other"])
+    assert missing.exit_code == 2
+    assert "the keyring has no entry keyring:people-svc/you" in missing.stderr
+    assert asked == [("people-svc", "me"), ("people-svc", "you")]
