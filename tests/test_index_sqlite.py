@@ -269,3 +269,17 @@ async def test_two_processes_worth_of_connections_read_while_one_writes(tmp_path
         assert (await reader.get("s:a")).title == "title a"  # not blocked, sees the last commit
         await writer._write(lambda c: c.execute("COMMIT"))
         assert (await reader.get("s:a")).title == "changed"
+
+
+async def test_an_unchanged_item_is_not_reindexed(index: SQLiteIndex) -> None:
+    def fts_pages(conn: sqlite3.Connection) -> tuple[int, int]:
+        row = conn.execute("SELECT count(*), sum(length(block)) FROM items_fts_data").fetchone()
+        return int(row[0]), int(row[1] or 0)
+
+    await index.upsert("s", [item(f"i{n}") for n in range(50)], generation=1)
+    before = await index._write(fts_pages)
+    await index.upsert("s", [item(f"i{n}") for n in range(50)], generation=2)  # same content
+    assert await index._write(fts_pages) == before  # the full-text index was not touched
+    await index.upsert("s", [item("i3", title="a new title")], generation=2)
+    assert await index._write(fts_pages) != before
+    assert await ids(index.search("new title")) == ["s:i3"]

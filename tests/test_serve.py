@@ -221,3 +221,28 @@ def test_cli_sync_needs_a_source(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "at least one source" in result.stderr
     result = CliRunner().invoke(app, ["sync", "demo:", "--index", "demo:"])
     assert result.exit_code == 2 and "not an index" in result.stderr
+
+
+def test_cli_serve_binds_to_localhost_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncrepo.serve
+    from asyncrepo.cli import app
+
+    calls: list[tuple[Any, str, int]] = []
+
+    async def fake_serve_forever(application: Any, host: str, port: int) -> None:
+        calls.append((application, host, port))
+
+    monkeypatch.setattr(asyncrepo.serve, "serve_forever", fake_serve_forever)
+    uri = f"sqlite:///{tmp_path}/i.db"
+    result = CliRunner().invoke(app, ["serve", "--index", uri])
+    assert result.exit_code == 0, result.output
+    application, host, port = calls[-1]
+    assert (host, port) == ("127.0.0.1", 8080)
+    assert application[asyncrepo.serve.TOKEN_KEY] is None
+    monkeypatch.setenv("ASYNCREPO_SERVE_TOKEN", "from-the-environment")
+    result = CliRunner().invoke(app, ["serve", "--index", uri, "--port", "9000"])
+    assert result.exit_code == 0, result.output
+    application, host, port = calls[-1]
+    assert port == 9000 and application[asyncrepo.serve.TOKEN_KEY] == "from-the-environment"
