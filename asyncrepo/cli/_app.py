@@ -89,7 +89,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # plain click help: rich's help renderer costs ~40 ms a start
+    rich_markup_mode=None,  # plain help: rich's help renderer imports much more
 )
 
 
