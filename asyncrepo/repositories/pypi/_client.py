@@ -49,15 +49,13 @@ ACCEPT = f"{JSON_V1}, {HTML_V1};q=0.2, text/html;q=0.01"
 _JSON_TYPES = {JSON_V1, "application/vnd.pypi.simple.latest+json", "application/json"}
 _HTML_TYPES = {HTML_V1, "application/vnd.pypi.simple.latest+html", "text/html"}
 
-_SEP = re.compile(r"[-_.]+")
+_DASHES = re.compile(r"-+")
 
 
 def normalize(name: str) -> str:
     """PEP 503: lower case, runs of ``-``, ``_`` and ``.`` made one ``-``."""
-    low = name.lower()
-    if "_" in low or "." in low or "--" in low:
-        return _SEP.sub("-", low)
-    return low
+    low = name.lower().replace("_", "-").replace(".", "-")
+    return _DASHES.sub("-", low) if "--" in low else low
 
 
 def simple_format(content_type: str | None) -> str | None:

@@ -81,8 +81,7 @@ JSON = Any
 MAX_INDEX_BYTES = 512 * 1024 * 1024
 CHUNK = 256 * 1024
 BATCH = 4096
-_SEP = re.compile(r"-+")  # after _TO_DASH: PEP 503's runs of "-", "_" and "." are one "-"
-_TO_DASH = str.maketrans("_.", "--")
+_SEP = re.compile(r"-+")  # after "_" and "." became "-": PEP 503's runs are one "-"
 _MODES = ("contains", "prefix")
 
 
@@ -273,9 +272,7 @@ class Packages(RESTRepository):
                 name = None
             if type(name) is not str or not name:
                 raise self._malformed(response, f"a project entry without a name: {raw!r:.80}")
-            ident = name.lower()
-            if "_" in ident or "." in ident:
-                ident = ident.translate(_TO_DASH)
+            ident = name.lower().replace("_", "-").replace(".", "-")
             if "--" in ident:
                 ident = sub("-", ident)
             if matcher is not None and not matcher(ident):
