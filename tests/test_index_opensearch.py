@@ -283,3 +283,31 @@ async def test_bad_configuration() -> None:
     token = OpenSearchIndex("http://127.0.0.1:9", "x", token="t0ken-value-123")
     assert "t0ken-value-123" not in repr(token.client)
     await token.aclose()
+
+
+async def test_a_lying_cluster_ends_in_our_own_errors() -> None:
+    """Answers that are not what OpenSearch sends: MalformedResponse, never a KeyError."""
+    app = web.Application()
+    answers = {
+        "/_bulk": web.json_response({"took": 1, "errors": False}),  # no items
+        "/x/_search": web.json_response({"took": 1, "hits": {"total": 3}}),  # no hits list
+    }
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({"acknowledged": True})
+
+    async def lie(request: web.Request) -> web.Response:
+        answer = answers.get(request.path)
+        return answer if answer is not None else web.Response(text="<html>not json</html>")
+
+    app.router.add_put("/_index_template/{name}", ok)
+    app.router.add_put("/{index}", ok)
+    app.router.add_post("/{path:.*}", lie)
+    app.router.add_get("/{path:.*}", lie)
+    async with serve(app) as base, OpenSearchIndex(base, "x", retry=FAST) as idx:
+        with pytest.raises(MalformedResponse, match="without items"):
+            await idx.upsert("s", items(2))
+        with pytest.raises(MalformedResponse, match="without hits"):
+            await ids(idx.search("anything"))
+        with pytest.raises(MalformedResponse, match="not JSON"):
+            await idx.count()
