@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
 import orjson
@@ -144,19 +145,33 @@ async def test_owner_storage_class_and_checksums_are_identical(s3: MotoS3) -> No
         assert raws[2]["ChecksumAlgorithm"] == ["SHA256"]
 
 
-async def test_the_fast_path_really_skips_botocores_parser(s3: MotoS3) -> None:
+async def test_the_fast_path_really_skips_botocores_parser(
+    s3: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import botocore.handlers
+
+    checks: list[int] = []
+    real_check = botocore.handlers._looks_like_special_case_error
+
+    def counting(status_code: int, body: bytes) -> bool:
+        checks.append(status_code)
+        return bool(real_check(status_code, body))
+
+    monkeypatch.setattr(botocore.handlers, "_looks_like_special_case_error", counting)
     fill(s3, "raw", ["a", "b"])
     async with objects(s3, "raw") as repo:
         body, response = await repo.client.call_raw(
             "list_objects_v2", url="s3://raw/", Bucket="raw", EncodingType="url"
         )
-        assert body is not None and body.lstrip().startswith(b"<?xml")
+        assert isinstance(body, Element) and body.tag.endswith("ListBucketResult")
         assert "Contents" not in response  # botocore parsed an empty body
         assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
-        # A call that did not ask is parsed by botocore as before, on the same client.
+        assert checks == []  # one XML parse: botocore's 200 check was ours for this call
+        # A call that did not ask is parsed (and checked) by botocore, on the same client.
         plain = await repo.client.call("list_objects_v2", url="s3://raw/", Bucket="raw")
         assert [c["Key"] for c in plain["Contents"]] == ["a", "b"]
         assert _listing.RAW_BODY not in plain
+        assert checks == [200]
 
 
 def test_shape_parser_matches_botocores_on_a_crafted_body() -> None:

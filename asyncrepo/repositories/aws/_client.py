@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from datetime import UTC, date, datetime
 from typing import Any, Literal
+from xml.etree.ElementTree import Element
 
 # ``import aiobotocore`` first: a missing package must fail under its own name (a cached
 # submodule would otherwise import even with the package itself marked missing).
@@ -47,7 +48,7 @@ from ...exceptions import (
     SourceUnavailable,
 )
 from ...http import redact_url
-from ._listing import RAW_BODY, ShapeParser, capturing, keep_body
+from ._listing import RAW_BODY, ShapeParser, capturing, install
 
 __all__ = [
     "DEFAULT_RETRIES",
@@ -431,10 +432,7 @@ class AWSClient:
         self._stack = stack
         # The fast listing path (``call_raw``) takes successful bodies from botocore's
         # parser; the handler does nothing for calls that did not ask (see ``_listing``).
-        service_id = client.meta.service_model.service_id.hyphenize()
-        client.meta.events.register(
-            f"before-parse.{service_id}", keep_body, unique_id="asyncrepo-keep-body"
-        )
+        install(client.meta.events, client.meta.service_model.service_id.hyphenize())
         await self._learn_secrets(session)
         return client
 
@@ -486,18 +484,21 @@ class AWSClient:
         missing: Missing = "item",
         identifier: str | None = None,
         **params: Any,
-    ) -> tuple[bytes | None, dict[str, Any]]:
+    ) -> tuple[bytes | Element | None, dict[str, Any]]:
         """``call``, but the body of a successful answer is not parsed by botocore:
         ``(body, response)`` where ``response`` holds what botocore parsed (headers,
-        ``ResponseMetadata``). Signing, retries and errors are botocore's as in ``call``.
-        ``body`` is ``None`` if botocore parsed the body after all (``response`` has it)."""
+        ``ResponseMetadata``) and ``body`` is the raw body or its parsed XML root (see
+        ``_listing``). Signing, retries and errors are botocore's as in ``call``. ``body``
+        is ``None`` if botocore parsed the body after all (``response`` has it)."""
         await self.get()
         with capturing(self.operation(method)):
             response = await self.call(
                 method, url=url, missing=missing, identifier=identifier, **params
             )
-        body = response.pop(RAW_BODY, None)
-        return (body if isinstance(body, bytes) else None), response
+        if RAW_BODY not in response:
+            return None, response
+        body = response.pop(RAW_BODY)
+        return (b"" if body is None else body), response
 
     async def output_parser(self, method: str) -> ShapeParser:
         """The fast parser of ``method``'s answers (compiled once per client)."""

@@ -11,7 +11,9 @@ body of a *successful* answer is taken away from its parser:
   untouched), it moves the body of a 2xx answer into ``customized_response_dict`` (which
   botocore merges into its result) and leaves botocore an empty body to parse: headers and
   ``ResponseMetadata`` are still botocore's. Error answers (3xx-5xx) are left alone, so
-  botocore parses them, retries them and raises its ``ClientError`` as before.
+  botocore parses them, retries them and raises its ``ClientError`` as before. For S3,
+  ``take_s3_body`` does the same in the place of botocore's own check of 200 answers, which
+  would parse every body once more (see its docstring).
 * ``ShapeParser`` is compiled once from the operation's botocore output shape and turns the
   body (``xml.etree.ElementTree.fromstring``, C expat) into the same dict botocore would:
   members in the shape's order, empty elements as ``""``, booleans ``text == "true"``,
@@ -41,7 +43,9 @@ __all__ = [
     "ShapeParser",
     "capturing",
     "decode_listing",
+    "install",
     "keep_body",
+    "take_s3_body",
 ]
 
 #: The key under which ``keep_body`` hands the raw body over in botocore's result.
@@ -63,26 +67,84 @@ def capturing(operation: str) -> Iterator[None]:
         _capture.reset(token)
 
 
+def _wanted(operation_model: Any, response_dict: Any, customized_response_dict: Any) -> bool:
+    wanted = _capture.get()
+    if wanted is None or operation_model is None or operation_model.name != wanted:
+        return False
+    if not isinstance(response_dict, dict) or not isinstance(customized_response_dict, dict):
+        return False
+    status = response_dict.get("status_code")
+    if not isinstance(status, int) or not 200 <= status < 300:
+        return False
+    return isinstance(response_dict.get("body"), bytes | bytearray)  # not a streaming body
+
+
 def keep_body(
     operation_model: Any = None,
     response_dict: Any = None,
     customized_response_dict: Any = None,
     **_: Any,
 ) -> None:
-    """botocore ``before-parse`` handler (see the module docstring)."""
-    wanted = _capture.get()
-    if wanted is None or operation_model is None or operation_model.name != wanted:
+    """botocore ``before-parse`` handler (see the module docstring): the raw body."""
+    if _wanted(operation_model, response_dict, customized_response_dict):
+        customized_response_dict[RAW_BODY] = bytes(response_dict["body"])
+        response_dict["body"] = b""
+
+
+def take_s3_body(
+    operation_model: Any = None,
+    response_dict: Any = None,
+    customized_response_dict: Any = None,
+    **kwargs: Any,
+) -> None:
+    """``keep_body`` in the place of botocore's check of S3's 200 answers.
+
+    botocore parses every 200 body of S3 once before its parser does (``_handle_200_error``:
+    a body that is not XML, or whose root is ``<Error>``, becomes a 500, to be retried).
+    For the calls we take, this does that check itself with the tree it hands over (one
+    parse, not two; the same 500s and retries); other calls get botocore's check."""
+    if not _wanted(operation_model, response_dict, customized_response_dict):
+        if _BOTOCORE_200_CHECK is not None:
+            _BOTOCORE_200_CHECK(
+                operation_model=operation_model, response_dict=response_dict, **kwargs
+            )
         return
-    if not isinstance(response_dict, dict) or not isinstance(customized_response_dict, dict):
-        return
-    status = response_dict.get("status_code")
-    body = response_dict.get("body")
-    if not isinstance(status, int) or not 200 <= status < 300:
-        return
-    if not isinstance(body, bytes | bytearray):
-        return  # a streaming body: not ours to take
-    customized_response_dict[RAW_BODY] = bytes(body)
+    body = bytes(response_dict["body"])
+    root: Element | None = None
+    if body:
+        try:
+            root = fromstring(body)
+        except ParseError:
+            response_dict["status_code"] = 500  # as botocore: a disrupted answer, retried
+            return
+        if root.tag == "Error":
+            response_dict["status_code"] = 500
+            return
+    customized_response_dict[RAW_BODY] = root
     response_dict["body"] = b""
+
+
+try:  # a private botocore function: without it, botocore's check stays (and parses twice)
+    from botocore.handlers import _handle_200_error as _BOTOCORE_200_CHECK
+except ImportError:  # pragma: no cover - another botocore
+    _BOTOCORE_200_CHECK = None
+
+
+def install(events: Any, service_id: str) -> bool:
+    """Register the body taker on a client's event system. True when it also took over
+    botocore's S3 200 check (one XML parse a page instead of two)."""
+    if service_id == "s3" and _BOTOCORE_200_CHECK is not None:
+        try:
+            events.unregister("before-parse.s3.*", _BOTOCORE_200_CHECK)
+        except Exception:  # not there: nothing to replace
+            pass
+        else:
+            events.register_first(
+                "before-parse.s3.*", take_s3_body, unique_id="asyncrepo-take-s3-body"
+            )
+            return True
+    events.register(f"before-parse.{service_id}", keep_body, unique_id="asyncrepo-keep-body")
+    return False
 
 
 def _text(node: Element) -> str:
@@ -108,11 +170,11 @@ class _Struct:
     __slots__ = ("by_tag", "order")
 
     def __init__(self) -> None:
-        #: tag (bare, and namespaced ones as met) -> (member name, converter, repeated)
-        self.by_tag: dict[str, tuple[str, Converter, bool] | None] = {}
+        #: tag (bare, and namespaced ones as met) -> (name, converter, repeated, rank)
+        self.by_tag: dict[str, tuple[str, Converter, bool, int] | None] = {}
         self.order: tuple[str, ...] = ()
 
-    def lookup(self, tag: str) -> tuple[str, Converter, bool] | None:
+    def lookup(self, tag: str) -> tuple[str, Converter, bool, int] | None:
         bare = _NAMESPACE.sub("", tag)
         entry = self.by_tag.get(bare)
         self.by_tag[tag] = entry  # remembered, unknown tags too
@@ -121,12 +183,14 @@ class _Struct:
     def __call__(self, node: Element) -> dict[str, Any]:
         by_tag = self.by_tag
         values: dict[str, Any] = {}
+        last = -1
+        ordered = True  # the elements came in the shape's order: no reordering needed
         for child in node:
             tag = child.tag
             entry = by_tag[tag] if tag in by_tag else self.lookup(tag)
             if entry is None:
                 continue  # an element the model does not know: botocore skips it too
-            name, convert, repeated = entry
+            name, convert, repeated, rank = entry
             if repeated:
                 if name in values:
                     values[name].append(convert(child))
@@ -134,8 +198,16 @@ class _Struct:
                     values[name] = [convert(child)]
             elif name in values:
                 raise ValueError(f"element {name!r} repeated")
+            elif convert is _text:
+                text = child.text
+                values[name] = "" if text is None else text
             else:
                 values[name] = convert(child)
+            if rank < last:
+                ordered = False
+            last = rank
+        if ordered:
+            return values
         return {name: values[name] for name in self.order if name in values}
 
 
@@ -147,13 +219,17 @@ class ShapeParser:
         self._structs: dict[str, _Struct] = {}
         self._root = self._compile(shape)
 
-    def parse(self, body: bytes) -> dict[str, Any]:
-        """The answer's body as botocore's parser would give it (body members only).
-        ``ParseError``/``ValueError``/``TypeError`` on a body that does not fit."""
-        if not body.strip():
+    def parse(self, body: bytes | Element | None) -> dict[str, Any]:
+        """The answer's body (bytes, or its root element) as botocore's parser would give
+        it (body members only). ``ParseError``/``ValueError``/``TypeError`` on a body that
+        does not fit."""
+        if body is None:
             return {}
-        root = fromstring(body)
-        parsed = self._root(root)
+        if isinstance(body, bytes | bytearray):
+            if not body.strip():
+                return {}
+            body = fromstring(body)
+        parsed = self._root(body)
         if not isinstance(parsed, dict):
             raise TypeError("the answer is not a structure")
         return parsed
@@ -199,11 +275,12 @@ class ShapeParser:
             if serialization.get("xmlAttribute"):
                 raise TypeError("no fast parser for XML attribute members")
             tag = serialization.get("name") or name
+            rank = len(order)
             if member.type_name == "list" and serialization.get("flattened"):
                 tag = member.member.serialization.get("name") or tag
-                struct.by_tag[tag] = (name, self._compile(member.member), True)
+                struct.by_tag[tag] = (name, self._compile(member.member), True, rank)
             else:
-                struct.by_tag[tag] = (name, self._compile(member), False)
+                struct.by_tag[tag] = (name, self._compile(member), False, rank)
             order.append(name)
         struct.order = tuple(order)
         return struct
@@ -222,5 +299,5 @@ def decode_listing(parsed: dict[str, Any], top: tuple[str, ...], nested: Mapping
     for outer, inner in nested.items():
         for record in parsed.get(outer) or ():
             value = record.get(inner)
-            if isinstance(value, str):
+            if isinstance(value, str) and ("%" in value or "+" in value):
                 record[inner] = unquote_plus(value)

@@ -82,6 +82,7 @@ DISCOVERY_DEPTH = 3
 DISCOVERY_FANOUT = 64
 MAX_PARTITIONS = 64
 _END = object()  # a partition's last batch has been queued
+_PLAIN = frozenset({str, int, bool})  # JSON-ready as botocore gives them
 
 #: Content types read as text with ``text=True`` (a trailing ``/`` matches a whole family;
 #: ``+json`` / ``+xml`` suffixes match too).
@@ -393,9 +394,11 @@ class S3Objects(Repository):
         *,
         delimiter: str | None = None,
         start_after: str | None = None,
+        stop_at: str | None = None,
     ) -> tuple[list[tuple[str, Item]], str | None]:
         """One ``ListObjectsV2`` page: ``(key, item)`` in key order (objects and folders),
-        and the next page's token (``None`` on the last page)."""
+        and the next page's token (``None`` on the last page). With ``stop_at`` (no
+        delimiter), no item is made from that key on (a partition's end)."""
         params: dict[str, Any] = {"Bucket": self.bucket_name, "MaxKeys": max_keys}
         if prefix:
             params["Prefix"] = prefix
@@ -412,6 +415,9 @@ class S3Objects(Repository):
         try:
             entries: list[tuple[str, Item]] = []
             for raw in response.get("Contents") or []:
+                if stop_at is not None and raw["Key"] >= stop_at:
+                    entries.append((str(raw["Key"]), self._prefix_item(stop_at)))  # a marker
+                    break
                 entries.append((str(raw["Key"]), self._object_item(raw)))
             for raw in response.get("CommonPrefixes") or []:
                 entries.append((str(raw["Prefix"]), self._prefix_item(str(raw["Prefix"]))))
@@ -593,7 +599,7 @@ class S3Objects(Repository):
         async def fetch(state: Any) -> Batch:
             token = state["token"]
             entries, next_token = await self._page(
-                prefix, MAX_KEYS, token, start_after=None if token else start_after
+                prefix, MAX_KEYS, token, start_after=None if token else start_after, stop_at=hi
             )
             items: list[Item] = []
             done = next_token is None
@@ -619,14 +625,19 @@ class S3Objects(Repository):
 
     def _object_item(self, raw: Mapping[str, Any]) -> Item:
         key = str(raw["Key"])
+        # {"Bucket": ..., **jsonable(raw)}, without jsonable's walk over the plain values
+        # (a third of a listing's CPU before).
+        record: dict[str, Any] = {"Bucket": self.bucket_name, **raw}
+        for name, value in raw.items():
+            if value.__class__ not in _PLAIN:
+                record[name] = value.isoformat() if value.__class__ is datetime else jsonable(value)
         modified = raw.get("LastModified")
-        record: dict[str, Any] = {"Bucket": self.bucket_name, **jsonable(dict(raw))}
         return Item(
             key,
             record,
             self,
             title=basename(key),
-            url=self.url_of(key),
+            url=f"s3://{self.bucket_name}/{key}",
             updated_at=modified if isinstance(modified, datetime) else None,
             kind="object",
         )
