@@ -122,14 +122,15 @@ class SourceConfig:
         for key, value in self.options.items():
             if isinstance(value, Reference):
                 shown[key] = value.describe()
-            elif _secret(key):
+            elif looks_secret(key):
                 shown[key] = "***"
             else:
                 shown[key] = value
         return {"name": self.name, "uri": self.uri, "options": shown}
 
 
-def _secret(key: str) -> bool:
+def looks_secret(key: str) -> bool:
+    """Whether an option's name says it holds a secret (token, password, secret, key)."""
     lowered = key.lower()
     return any(word in lowered for word in _SECRET_WORDS)
 
@@ -181,7 +182,7 @@ def parse(text: str, file: Path | None = None) -> tuple[dict[str, SourceConfig],
                 options[key] = _reference(name, key, value)
             else:
                 options[key] = value
-                if shared and _secret(key) and isinstance(value, str):
+                if shared and looks_secret(key) and isinstance(value, str):
                     warnings.append(
                         f"{where} holds a plain {key!r} for @{name} and others can read the "
                         f'file: use {{ env = "NAME" }} or chmod 600 {where}'

@@ -413,3 +413,9 @@ def test_debug_logs_the_library_on_stderr(capsys: pytest.CaptureFixture[str]) ->
     logger.setLevel(logging.NOTSET)
     for handler in [h for h in logger.handlers if type(h).__name__ == "ToStderr"]:
         logger.removeHandler(handler)
+
+
+def test_a_value_for_a_secret_option_is_not_repeated_in_errors() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        decode("api_key_id", "s3cr3t-value", {"int"})
+    assert "s3cr3t" not in str(caught.value) and "api_key_id" in str(caught.value)

@@ -258,6 +258,17 @@ def decode(key: str, value: str, admitted: set[str]) -> Any:
     """``value`` (as typed) for an option that admits ``admitted``."""
     if not admitted or admitted & {"str", "any"}:
         return value  # never guess: a str option (a password, a token) stays a string
+    try:
+        return _decode(key, value, admitted)
+    except ConfigurationError as error:
+        from ..config import looks_secret
+
+        if looks_secret(key):  # a secret typed into the wrong option is not repeated
+            raise ConfigurationError(error.message.replace(repr(value), "the value")) from None
+        raise
+
+
+def _decode(key: str, value: str, admitted: set[str]) -> Any:
     plain = value.strip()
     if admitted == {"bool"}:
         if plain.lower() in _TRUE:
