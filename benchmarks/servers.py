@@ -8,7 +8,8 @@ closes, so it cannot outlive the benchmark).
 
 Kinds: ``github`` (the project's GitHub fake: every repository owned by ``octocat``, rate
 limits lifted), ``jira`` (the Jira Cloud fake), ``file`` (one static file: the CSV
-scenario's) and ``moto`` (moto's S3 server, filled through its backend store).
+scenario's), ``moto`` (moto's S3 server, filled through its backend store) and ``s3`` (a
+fast ``ListObjectsV2`` server over the same keys: ``scenarios.s3.fast_s3_app``).
 
 The vendor fakes render every answer in Python (tens of milliseconds of CPU for a page of
 100 repositories or issues), one request at a time: left alone they would be the
@@ -222,7 +223,14 @@ APPS: dict[str, Callable[..., Any]] = {
     "google": _google_app,
     "slack": _slack_app,
     "file": _file_app,
+    "s3": lambda **params: _import("benchmarks.scenarios.s3").fast_s3_app(**params),
 }
+
+
+def _import(module: str) -> Any:
+    import importlib
+
+    return importlib.import_module(module)
 
 
 async def _run_app(app: Any) -> None:
