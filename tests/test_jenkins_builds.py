@@ -78,6 +78,25 @@ async def test_one_job_paged_by_ranges(state, base, page_size) -> None:
     assert sorted(asked) == expected
 
 
+async def test_planned_ranges_are_fetched_concurrently(state, base) -> None:
+    state.hold = 0.2  # long enough that ranges sent together are held together
+    async with Builds(base, USER, TOKEN, job="big") as builds:
+        items = await collect(builds.list(page_size=25))
+    assert len(items) == 250
+    assert 1 < state.max_in_flight <= Builds.page_concurrency
+
+
+async def test_without_a_plan_ranges_go_one_by_one(state, base) -> None:
+    # a cursor resumes mid-listing: no first/last numbers, so range after range
+    async with Builds(base, USER, TOKEN, job="big") as builds:
+        first = await anext(builds.list_pages(page_size=25))
+    state.hold = 0.05
+    async with Builds(base, USER, TOKEN, job="big") as builds:
+        rest = await collect(builds.list_pages(page_size=25, cursor=first.cursor))
+    assert sum(len(p) for p in rest) == 225
+    assert state.max_in_flight == 1
+
+
 async def test_build_items(state, base) -> None:
     async with Builds(base, USER, TOKEN, job="big") as builds:
         items = await collect(builds.list(page_size=3))
@@ -158,7 +177,7 @@ async def test_every_job_cursor_and_since(state, base) -> None:
     state.controls.requests.clear()
     async with Builds(base, USER, TOKEN) as builds:
         recent = [i async for i in builds.list(since=since)]
-    assert all(i.created_at >= since for i in recent)
+    assert all(i.created_at is not None and i.created_at >= since for i in recent)
     expected = [b for b in all_builds(state.jobs) if _stamp(state, b) >= since.timestamp() * 1000]
     assert sorted(i.identifier for i in recent) == sorted(expected)
 
@@ -174,9 +193,8 @@ async def test_get(state, base) -> None:
     async with Builds(base, USER, TOKEN) as builds:
         item = await builds.get("team/inner/deep job#2")
         assert item.identifier == "team/inner/deep job#2" and item.raw["number"] == 2
-        assert (await builds.get("app/feature%2Flogin#1")).url.endswith(
-            "/job/app/job/feature%252Flogin/1/"
-        )
+        branch = await builds.get("app/feature%2Flogin#1")
+        assert branch.url is not None and branch.url.endswith("/job/app/job/feature%252Flogin/1/")
         for missing in ("big#999", "nope#1", "big", "big#x", "#3"):
             with pytest.raises(ItemNotFound):
                 await builds.get(missing)

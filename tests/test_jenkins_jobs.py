@@ -202,6 +202,13 @@ async def test_a_server_that_ignores_ranges_is_refused(state, base) -> None:
             await collect(jobs.list(page_size=5))
 
 
+async def test_a_server_that_sends_the_same_jobs_for_every_range_is_refused(state, base) -> None:
+    state.range_mode = "stuck"
+    async with Jobs(base, USER, TOKEN) as jobs:
+        with pytest.raises(MalformedResponse):
+            await collect(jobs.list(page_size=3))
+
+
 async def test_malformed_json_is_our_error(state, base) -> None:
     state.controls.inject(200, body="{not json", path_prefix="/api/json")
     async with Jobs(base, USER, TOKEN) as jobs:

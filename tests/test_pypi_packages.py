@@ -281,6 +281,16 @@ async def test_errors_are_mapped(state, base) -> None:
             await collect(nowhere.list())
 
 
+async def test_projects_come_while_the_document_is_still_arriving(state, base) -> None:
+    # an index list that never ends: the first projects still come (parsed as they arrive)
+    state.simple_mode = "endless"
+    async with repo(base) as packages:
+        stream = packages.list()
+        first = [(await anext(stream)).identifier for _ in range(10)]
+        await stream.aclose()
+    assert first == [f"endless-{i}" for i in range(10)]
+
+
 async def test_an_endless_index_stops_at_the_size_cap(state, base) -> None:
     state.simple_mode = "endless"
     async with repo(base, max_index_bytes=2_000_000) as packages:

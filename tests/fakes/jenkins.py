@@ -29,6 +29,8 @@ Remote Access API's own documentation (the ``/api`` page every Jenkins serves):
   permission"); an unknown job or build -> 404 (an HTML page); a malformed ``tree`` -> 400.
   Every response carries ``X-Jenkins``.
 
+``JenkinsState.hold`` holds every request a while and counts how many were held at once.
+
 Hostile modes for tests (``JenkinsState.range_mode``): ``"ignore"`` sends the whole list
 whatever the range; ``"stuck"`` sends the first ``N - M`` items whatever ``M`` is (the same
 builds for every page).
@@ -36,6 +38,7 @@ builds for every page).
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -111,6 +114,11 @@ class JenkinsState:
     no_read: set[str] = field(default_factory=set)
     anonymous_read: bool = False
     range_mode: str = "honest"  # "honest", "ignore" or "stuck"
+    #: Seconds each API request is held before it is answered, and the most requests seen
+    #: held at once (tests read it to see that requests were sent concurrently).
+    hold: float = 0.0
+    in_flight: int = 0
+    max_in_flight: int = 0
     controls: FakeControls = field(default_factory=FakeControls)
     base_url: str = ""  # filled per request from the Host header
 
@@ -547,6 +555,13 @@ def _authorise(state: JenkinsState, request: web.Request) -> web.Response | None
 
 async def api_json(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
+    if state.hold:
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            await asyncio.sleep(state.hold)
+        finally:
+            state.in_flight -= 1
     state.base_url = f"{request.scheme}://{request.host}"
     denied = _authorise(state, request)
     if denied is not None:
