@@ -25,13 +25,15 @@ PAGE = 100
 
 
 async def raw_list(probe: Any, base_url: str) -> tuple[int, str]:
+    import base64
+
     import aiohttp
     import orjson
 
     count, last = 0, ""
     offset = 0
-    auth = aiohttp.BasicAuth(JENKINS_USER, JENKINS_TOKEN)
-    async with aiohttp.ClientSession(auth=auth) as session:
+    token = base64.b64encode(f"{JENKINS_USER}:{JENKINS_TOKEN}".encode()).decode()
+    async with aiohttp.ClientSession(headers={"Authorization": f"Basic {token}"}) as session:
         while True:
             tree = f"allBuilds[{FIELDS}]{{{offset},{offset + PAGE}}}"
             url = f"{base_url}/job/big/api/json"
