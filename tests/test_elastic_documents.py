@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from asyncrepo import ItemNotFound, RetryPolicy
+from asyncrepo import ItemNotFound, MalformedResponse, RetryPolicy
 from asyncrepo.repositories.elastic.documents import Documents
 from tests.fakes._common import serve
 from tests.fakes.elastic import ElasticState, make_app, make_dataset
@@ -238,3 +238,29 @@ async def test_a_pattern_spans_indexes_with_qualified_ids(backend: Backend) -> N
         with pytest.raises(ItemNotFound):
             await repo.get(doc_id(4))  # not qualified
     assert await backend.open_pits() == 0
+
+
+async def test_osmem_relevance_pages_end_in_our_exception_or_complete(
+    osmem_base_url: str,
+) -> None:
+    # osmem-server 0.1.6 compares a float32 score with the search_after value as a float64
+    # and serves the same page again: the walk must stop with our error, never loop; a
+    # server that pages correctly must give every hit once.
+    index = f"docs-{next(_names)}"
+    await load_osmem(osmem_base_url, index)
+    cats = {doc_id(n) for n in range(N) if n % 3 == 0}
+    async with Documents(osmem_base_url, index, retry=FAST) as repo:
+        try:
+            found = [i.identifier async for i in repo.search("cats", page_size=7)]
+        except MalformedResponse as exc:
+            assert "did not advance" in str(exc)
+        else:
+            assert sorted(found) == sorted(cats)
+    assert len(await open_points_in_time(osmem_base_url)) == 0
+
+
+async def test_osmem_pattern_matching_nothing_lists_nothing(osmem_base_url: str) -> None:
+    # osmem answers a PIT over a pattern that matches no index with a 400: the walk falls
+    # back to search_after on _id, which finds nothing
+    async with Documents(osmem_base_url, "nothing-here-*", retry=FAST) as repo:
+        assert [i async for i in repo.list()] == []
