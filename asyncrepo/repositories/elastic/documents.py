@@ -421,6 +421,7 @@ class Documents(RESTRepository):
                 state,
                 concurrency=1,
                 track=self.background_tasks,
+                source=self.name,
             )
             try:
                 async for pair in pages:
@@ -461,7 +462,17 @@ class Documents(RESTRepository):
             walk.reopened = True
             walk.closed = True  # the old one is gone
             walk.pit = await self._open_pit()
+            if walk.pit is None:  # the cluster stopped offering points in time
+                raise SourceUnavailable(
+                    "the point in time expired and no new one could be opened",
+                    source=self.name,
+                    method=exc.method,
+                    url=exc.url,
+                    status=exc.status,
+                    vendor_message=exc.vendor_message,
+                ) from None
             walk.closed = False
+            self._open[id(walk)] = walk
             return await self._fetch(request, state, walk)
         data = response.json()
         if not isinstance(data, dict):
