@@ -16,7 +16,13 @@
 
   a wait longer than ``RetryPolicy.max_wait`` raises ``RateLimited`` at once, with
   ``reset_at``. 502/503/504 and connection errors are retried with backoff.
-* at most 100 requests in flight (GitHub's secondary limit on concurrency).
+* at most 100 requests in flight (GitHub's secondary limit on concurrency);
+* page concurrency that follows the rate-limit headers (``page_concurrency``): GitHub asks
+  clients not to fire many requests at once for one token, so a listing fetches at most
+  ``cap`` pages at once (the repository's ``page_concurrency``, default 8), one more page
+  for every ``REQUESTS_PER_PAGE`` (100) requests left in ``x-ratelimit-remaining`` of the
+  resource (core, search...), and one page at a time for ``SECONDARY_COOLDOWN`` (5 min)
+  after a secondary rate limit. The limit is read each time ``pump`` could start a fetch.
 """
 
 from __future__ import annotations
@@ -41,11 +47,13 @@ from ...rest import RESTRepository
 __all__ = [
     "API_VERSION",
     "DEFAULT_BASE_URL",
+    "DEFAULT_PAGE_CONCURRENCY",
     "GITHUB_RETRY",
     "MAX_CONNECTIONS",
     "GitHubClient",
     "GitHubRepository",
     "check_login",
+    "check_page_concurrency",
     "escape_query",
     "make_cache",
     "resolve_token",
@@ -57,6 +65,13 @@ API_VERSION = "2022-11-28"
 MAX_CONNECTIONS = 100
 #: GitHub asks for at least a minute after a secondary rate limit that states no wait.
 GITHUB_RETRY = RetryPolicy(rate_limit_floor=60.0)
+#: Pages of one listing in flight at most, by default (a repository's ``page_concurrency``).
+DEFAULT_PAGE_CONCURRENCY = 8
+#: One more page in flight for every this many requests left in the primary limit.
+REQUESTS_PER_PAGE = 100
+#: After a secondary rate limit, pages are fetched one at a time for this many seconds
+#: (GitHub: "wait a few minutes").
+SECONDARY_COOLDOWN = 300.0
 
 _SECONDARY_MARKERS = ("secondary rate limit", "abuse detection")
 _LOGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
@@ -102,25 +117,53 @@ class GitHubClient(HTTPClient):
         )
         self.authenticated = bool(token)
         self._secondary_strikes = 0  # secondary rate limits in a row, for the backoff
+        #: ``x-ratelimit-remaining`` last seen, by ``x-ratelimit-resource``.
+        self.rate_remaining: dict[str, int] = {}
+        #: ``time.monotonic()`` of the last secondary rate limit, if any.
+        self.secondary_limited_at: float | None = None
+
+    def page_concurrency(self, cap: int, resource: str = "core") -> int:
+        """How many pages of one listing may be in flight now (see the module docstring):
+        1 within ``SECONDARY_COOLDOWN`` of a secondary limit, else one page for every
+        ``REQUESTS_PER_PAGE`` requests left of ``resource`` (``cap`` before any answer
+        told), between 1 and ``cap``."""
+        cap = max(1, cap)
+        limited = self.secondary_limited_at
+        if limited is not None and time.monotonic() - limited < SECONDARY_COOLDOWN:
+            return 1
+        remaining = self.rate_remaining.get(resource)
+        if remaining is None:
+            return cap
+        return max(1, min(cap, remaining // REQUESTS_PER_PAGE))
+
+    def _observe(self, response: Response) -> None:
+        headers = response.headers
+        remaining = headers.get("X-RateLimit-Remaining") or headers.get("x-ratelimit-remaining")
+        if remaining is None or not remaining.strip().isdigit():
+            return
+        resource = headers.get("X-RateLimit-Resource") or headers.get("x-ratelimit-resource")
+        self.rate_remaining[(resource or "core").strip().lower()] = int(remaining)
 
     def classify(self, response: Response) -> AsyncRepoError | None:
+        self._observe(response)
         status = response.status
         if status < 400:
             self._secondary_strikes = 0
             return None
         if status in (403, 429):
             headers = response.headers
-            if headers.get("Retry-After") is None and (
-                headers.get("X-RateLimit-Remaining", "").strip() != "0"
-            ):
-                text = response.body[:2000].decode("utf-8", "replace").lower()
-                if any(marker in text for marker in _SECONDARY_MARKERS):
+            primary = headers.get("X-RateLimit-Remaining", "").strip() == "0"
+            text = response.body[:2000].decode("utf-8", "replace").lower()
+            if not primary and any(marker in text for marker in _SECONDARY_MARKERS):
+                self.secondary_limited_at = time.monotonic()  # pages one at a time for a while
+                if headers.get("Retry-After") is None:
                     return self._secondary_limit(response)
         return super().classify(response)
 
     def _secondary_limit(self, response: Response) -> RateLimited:
         wait = self.retry.rate_limit_floor * 2.0**self._secondary_strikes
         self._secondary_strikes += 1
+        self.secondary_limited_at = time.monotonic()
         error = super().rate_limit(replace(response, status=429))
         assert error is not None
         error.status = response.status
@@ -166,6 +209,16 @@ def check_login(value: str | None, what: str, *, source: str) -> str | None:
         return None
     if not isinstance(value, str) or not _LOGIN_RE.fullmatch(value):
         raise ConfigurationError(f"{what} must be a GitHub login, not {value!r}", source=source)
+    return value
+
+
+def check_page_concurrency(value: Any, *, source: str) -> int:
+    """``page_concurrency``: an integer from 1 to ``MAX_CONNECTIONS``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CONNECTIONS:
+        raise ConfigurationError(
+            f"page_concurrency must be an integer from 1 to {MAX_CONNECTIONS}, not {value!r}",
+            source=source,
+        )
     return value
 
 
@@ -220,6 +273,13 @@ class GitHubRepository(RESTRepository):
     headers (page states are GitHub's own next-page URLs), and origin checks on them."""
 
     client: GitHubClient
+    #: The cap on pages of one listing in flight; the limit itself follows the rate-limit
+    #: headers (``GitHubClient.page_concurrency``).
+    page_concurrency: int = DEFAULT_PAGE_CONCURRENCY
+
+    def page_limit(self, resource: str = "core") -> Callable[[], int]:
+        """For ``pump(concurrency=...)``: the page limit now, read at each scheduling step."""
+        return lambda: self.client.page_concurrency(self.page_concurrency, resource)
 
     def _prepare(self, path: str, params: Mapping[str, Any], state: Any, page_size: int) -> Any:
         """The request for the page at ``state`` (``None``: the first page of ``path``)."""

@@ -51,10 +51,12 @@ from ...pagination import Batch, pump
 from ...repository import Capabilities, Item, Page, PageRequest, Stream
 from ._client import (
     DEFAULT_BASE_URL,
+    DEFAULT_PAGE_CONCURRENCY,
     FirstCall,
     GitHubClient,
     GitHubRepository,
     check_login,
+    check_page_concurrency,
     escape_query,
     make_cache,
     resolve_token,
@@ -115,7 +117,7 @@ class Code(GitHubRepository):
         max_connections: int = 20,
         cache: bool | ResponseCache | None = None,
         limiter: AsyncLimiter | None = None,
-        page_concurrency: int = 4,
+        page_concurrency: int = DEFAULT_PAGE_CONCURRENCY,
         verify_ssl: bool = True,
         trust_env: bool = False,
     ) -> None:
@@ -127,7 +129,7 @@ class Code(GitHubRepository):
         if repo is not None and (not isinstance(repo, str) or not _REPO_RE.fullmatch(repo)):
             raise ConfigurationError(f"repo must be 'owner/name', not {repo!r}", source=source)
         self.repo = repo
-        self.page_concurrency = page_concurrency
+        self.page_concurrency = check_page_concurrency(page_concurrency, source=source)
         self.search_limiter = search_limiter if search_limiter is not None else AsyncLimiter(10, 60)
         self.client = GitHubClient(
             base_url,
@@ -254,7 +256,7 @@ class Code(GitHubRepository):
         batches = pump(
             lambda page_state: self.fetch_page(request, page_state, following=first()),
             state,
-            concurrency=self.page_concurrency,
+            concurrency=self.page_limit("code_search"),
             track=self.background_tasks,
         )
         return self.filtered(batches, self._item_in_scope)

@@ -2,7 +2,9 @@
 
 Native async on the shared transport: one request per page of up to 100 repositories,
 following GitHub's ``Link`` header. When the header gives ``rel="last"`` the core fetches the
-following pages concurrently (``page_concurrency``, default 4). GitHub Enterprise Server works
+following pages concurrently: at most ``page_concurrency`` (default 8) at once, fewer when
+``x-ratelimit-remaining`` is low, one at a time for 5 minutes after a secondary rate limit
+(see ``_client``). GitHub Enterprise Server works
 through ``base_url`` (``https://HOST/api/v3``).
 
 Items
@@ -81,10 +83,12 @@ from ...pagination import Batch, Following, pump
 from ...repository import Capabilities, Item, Page, PageRequest, Stream
 from ._client import (
     DEFAULT_BASE_URL,
+    DEFAULT_PAGE_CONCURRENCY,
     FirstCall,
     GitHubClient,
     GitHubRepository,
     check_login,
+    check_page_concurrency,
     escape_query,
     make_cache,
     resolve_token,
@@ -157,7 +161,7 @@ class Repos(GitHubRepository):
 
     ``Repos(token=None, /, user=None, org=None, base_url="https://api.github.com", *,
     token=None, retry=None, timeout=60, max_connections=20, cache=None, limiter=None,
-    page_concurrency=4)``. ``retry`` defaults to ``RetryPolicy(rate_limit_floor=60)``;
+    page_concurrency=8)``. ``retry`` defaults to ``RetryPolicy(rate_limit_floor=60)``;
     ``max_connections`` is at most 100. See the module docstring for the details.
     """
 
@@ -187,7 +191,7 @@ class Repos(GitHubRepository):
         max_connections: int = 20,
         cache: bool | ResponseCache | None = None,
         limiter: AsyncLimiter | None = None,
-        page_concurrency: int = 4,
+        page_concurrency: int = DEFAULT_PAGE_CONCURRENCY,
         verify_ssl: bool = True,
         trust_env: bool = False,
     ) -> None:
@@ -196,7 +200,7 @@ class Repos(GitHubRepository):
             raise ConfigurationError("give user or org, not both", source=source)
         self.user = check_login(user, "user", source=source)
         self.org = check_login(org, "org", source=source)
-        self.page_concurrency = page_concurrency
+        self.page_concurrency = check_page_concurrency(page_concurrency, source=source)
         self.client = GitHubClient(
             base_url,
             source=source,
@@ -319,7 +323,7 @@ class Repos(GitHubRepository):
         batches = pump(
             lambda page_state: self.fetch_page(request, page_state, following=first()),
             state,
-            concurrency=self.page_concurrency,
+            concurrency=self.page_limit(),
             track=self.background_tasks,
         )
         if request.since is None:
@@ -445,7 +449,7 @@ class Repos(GitHubRepository):
             batches = pump(
                 _SliceFetch(self, request, query, start, first),
                 start,
-                concurrency=self.page_concurrency,
+                concurrency=self.page_limit("search"),
                 track=self.background_tasks,
             )
             filtered = self.filtered(batches, keep)
