@@ -148,6 +148,17 @@ async def test_whole_listing_asks_minimal_fields_and_big_pages(site: Site) -> No
     assert not any(i.title and i.title.startswith("trashed") for i in items)
 
 
+async def test_abandoned_listing_cancels_its_prefetch(site: Site) -> None:
+    async with site.files() as repo:
+        stream = repo.list_pages(page_size=5)
+        first = await anext(stream)
+        assert len(first) == 5
+        await stream.aclose()
+        assert not [t for t in repo.background_tasks if not t.done()]
+        pages = len(site.list_requests())
+    assert pages <= 2  # the first page and at most the one prefetched behind it
+
+
 async def test_item_fields(site: Site) -> None:
     async with site.files() as repo:
         items = {i.title: i async for i in repo.list()}
