@@ -534,13 +534,16 @@ class Documents(RESTRepository):
         if plan is None:
             plan = self._plan_for(keys, source)
         title, text_at, url_at, created, updated, author = plan
+        # A plan's plain key is present in every document of this shape: subscript it.
         text = None
         highlight = raw.get("highlight")
         if highlight and isinstance(highlight, dict):
             text = _highlights(highlight, self.text_fields)
         if text is None and text_at is not None:
-            text = _string(_get(source, text_at))
-        url = _string(_get(source, url_at)) if url_at is not None else None
+            text = _string(source[text_at] if type(text_at) is str else _get(source, text_at))
+        url = None
+        if url_at is not None:
+            url = _string(source[url_at] if type(url_at) is str else _get(source, url_at))
         if url is None:
             prefix = self._url_prefixes.get(index)
             if prefix is None:
@@ -550,12 +553,28 @@ class Documents(RESTRepository):
         item.identifier = f"{index}/{doc_id}" if self.qualify_ids else doc_id
         item.raw = raw
         item.repository = self
-        item.title = _string(_get(source, title)) if title is not None else None
+        item.title = (
+            None
+            if title is None
+            else _string(source[title] if type(title) is str else _get(source, title))
+        )
         item.text = text
         item.url = url
-        item.created_at = _date(_get(source, created)) if created is not None else None
-        item.updated_at = _date(_get(source, updated)) if updated is not None else None
-        item.author = _string(_get(source, author)) if author is not None else None
+        item.created_at = (
+            None
+            if created is None
+            else _date(source[created] if type(created) is str else _get(source, created))
+        )
+        item.updated_at = (
+            None
+            if updated is None
+            else _date(source[updated] if type(updated) is str else _get(source, updated))
+        )
+        item.author = (
+            None
+            if author is None
+            else _string(source[author] if type(author) is str else _get(source, author))
+        )
         item.kind = "document"
         return item
 
