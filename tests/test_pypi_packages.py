@@ -246,10 +246,49 @@ async def test_since_reads_the_feed(state, base) -> None:
     assert all(r.path == "/rss/updates.xml" for r in state.controls.requests)
 
 
+def _newest_since(state: PyPIState, since: datetime) -> dict[str, datetime]:
+    expected: dict[str, datetime] = {}
+    for p in state.projects.values():
+        newest = max(r.uploaded for r in p.releases)
+        if newest >= since:
+            expected[normalize(p.name)] = newest
+    return expected
+
+
+@pytest.mark.parametrize("rss_size", [1, 7, 100])
+async def test_since_pages_the_feed_back_in_time(state, base, rss_size) -> None:
+    state.rss_size = rss_size
+    since = datetime.now(UTC) - timedelta(days=365)  # before every release: the whole feed
+    async with repo(base, max_feed_pages=1000) as packages:
+        items = await collect(packages.list(since=since))
+    assert {i.identifier: i.updated_at for i in items} == _newest_since(state, since)
+    assert len(items) == len(state.projects)
+    befores = [r.query.get("before") for r in state.controls.requests]
+    assert befores[0] is None and all(b is not None for b in befores[1:])
+    assert [int(b) for b in befores[1:]] == sorted((int(b) for b in befores[1:]), reverse=True)
+    releases = sum(len(p.releases) for p in state.projects.values())
+    assert len(befores) >= releases // rss_size  # paged, not one big answer
+
+
+async def test_since_cursor_resumes(state, base) -> None:
+    state.rss_size = 10
+    since = datetime.now(UTC) - timedelta(hours=60)
+    async with repo(base) as packages:
+        first = await anext(packages.list_pages(page_size=4, since=since))
+        rest = await collect(packages.list_pages(page_size=4, since=since, cursor=first.cursor))
+    ids = [i.identifier for i in first] + [i.identifier for p in rest for i in p]
+    assert set(ids) == set(_newest_since(state, since))
+
+
 async def test_since_past_the_feed_or_without_one_is_unsupported(state, base) -> None:
     state.rss_size = 5
+    state.rss_paging = False  # an index whose feed ignores before=
     async with repo(base) as packages:
-        with pytest.raises(UnsupportedOption, match="reaches back only"):
+        with pytest.raises(UnsupportedOption, match="does not page"):
+            await collect(packages.list(since=datetime.now(UTC) - timedelta(days=365)))
+    state.rss_paging = True
+    async with repo(base, max_feed_pages=2) as packages:
+        with pytest.raises(UnsupportedOption, match="max_feed_pages"):
             await collect(packages.list(since=datetime.now(UTC) - timedelta(days=365)))
     async with repo(base, rss_url=None) as packages:
         with pytest.raises(UnsupportedOption):

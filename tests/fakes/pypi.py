@@ -19,9 +19,12 @@ JSON shapes), and Warehouse's own docs (``docs/user/api/index-api.md``, ``json.m
   ``upload_time_iso_8601`` in UTC with microseconds and ``Z``). A name other than the
   project's own redirects (301) to ``/pypi/<Own_Name>/json``. Unknown -> 404
   ``{"message": "Not Found"}``.
-* ``GET /rss/updates.xml`` -> RSS 2.0, the latest ``rss_size`` (100) releases newest
-  first: ``<item><title>NAME VERSION</title><link>BASE/project/NAME/VERSION/</link>
-  <description>SUMMARY</description><author>EMAIL</author><pubDate>RFC 822</pubDate>``.
+* ``GET /rss/updates.xml[?before=EPOCH_SECONDS]`` -> RSS 0.91 as Warehouse renders it
+  (``templates/rss/base.xml``, ``updates.xml``; ``rss/views.py``): the latest
+  ``rss_size`` (100) releases created before ``before`` (default: now), newest first:
+  ``<item><title>NAME VERSION</title><link>BASE/project/NORMALISED/VERSION/</link>
+  <description>SUMMARY</description><author>EMAILS</author><pubDate>RFC 822</pubDate>``
+  (``author`` only when the release's author e-mail holds addresses).
 
 Hostile modes (``PyPIState.simple_mode``): ``"endless"`` streams project entries for
 ever; ``"truncated"`` ends the response halfway through the JSON document; ``"garbage"``
@@ -37,7 +40,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from email.utils import format_datetime, getaddresses
 from typing import Any
 
 import orjson
@@ -85,6 +88,7 @@ class PyPIState:
     html_only: bool = False
     auth: tuple[str, str] | None = None
     rss_size: int = 100
+    rss_paging: bool = True  # honour ?before= (False: an older server that ignores it)
     chunk: int = 64 * 1024
     #: A JSON project list to send instead of the projects' (any shape, for parser tests).
     simple_body: bytes | None = None
@@ -407,27 +411,46 @@ async def rss_updates(request: web.Request) -> web.StreamResponse:
         ((r.uploaded, p, r) for p in state.projects.values() for r in p.releases),
         key=lambda t: t[0],
         reverse=True,
-    )[: state.rss_size]
+    )
+    before = request.query.get("before")
+    if before is not None and state.rss_paging:
+        try:
+            cursor = datetime.fromtimestamp(int(before), UTC)
+        except ValueError:
+            return web.Response(status=400, text="'before' must be a UTC timestamp integer")
+        releases = [t for t in releases if t[0] < cursor]
     items = "".join(
         "    <item>\n"
         f"      <title>{html.escape(p.name)} {html.escape(r.version)}</title>\n"
-        f"      <link>{base}/project/{html.escape(p.name)}/{html.escape(r.version)}/</link>\n"
+        f"      <link>{base}/project/{normalize(p.name)}/{html.escape(r.version)}/</link>\n"
         f"      <description>{html.escape(p.summary)}</description>\n"
-        f"      <author>{html.escape(p.author_email)}</author>\n"
-        f"      <pubDate>{format_datetime(when, usegmt=True)}</pubDate>\n"
+        + (
+            f"      <author>{html.escape(_email(p.author_email))}</author>\n"
+            if _email(p.author_email)
+            else ""
+        )
+        + f"      <pubDate>{format_datetime(when, usegmt=True)}</pubDate>\n"
         "    </item>\n"
-        for when, p, r in releases
+        for when, p, r in releases[: state.rss_size]
     )
     text = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<rss xmlns:dc="http://purl.org/dc/elements/1.1/" version="2.0">\n  <channel>\n'
-        "    <title>PyPI recent updates</title>\n"
-        f"    <link>{base}/</link>\n"
-        "    <description>Recent updates to the Python Package Index</description>\n"
-        "    <language>en</language>\n"
+        '<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
+        '"http://www.rssboard.org/rss-0.91.dtd">\n'
+        '<rss version="0.91">\n <channel>\n'
+        "  <title>PyPI recent updates</title>\n"
+        f"  <link>{base}/</link>\n"
+        "  <description>Recent updates to the Python Package Index</description>\n"
+        "  <language>en</language>\n"
         f"{items}  </channel>\n</rss>\n"
     )
     return web.Response(text=text, content_type="text/xml")
+
+
+def _email(author_email: str) -> str:
+    """Warehouse's feed author: the e-mail addresses only (``getaddresses``)."""
+    found = [address for _, address in getaddresses([author_email]) if "@" in address]
+    return ", ".join(found)
 
 
 def make_app(state: PyPIState) -> web.Application:

@@ -2,7 +2,8 @@
 index that speaks the Simple API (PEP 503 HTML / PEP 691 JSON).
 
 ``Packages(index_url=DEFAULT_INDEX_URL, *, json_url="auto", rss_url="auto", username=None,
-password=None, max_index_bytes=512 MiB, detail_concurrency=8, retry=None, timeout=60.0)``
+password=None, max_index_bytes=512 MiB, max_feed_pages=100, detail_concurrency=8,
+retry=None, timeout=60.0)``
 
 * ``list``: ``GET {index_url}/`` with PEP 691's ``Accept`` (JSON preferred, HTML
   accepted). The project list is one document; it is parsed as it arrives (JSON by
@@ -17,10 +18,12 @@ password=None, max_index_bytes=512 MiB, detail_concurrency=8, retry=None, timeou
 * ``search``: naive, over the normalised names only (PyPI has no search API):
   ``mode="contains"`` (default; every term a substring) or ``mode="prefix"``. With
   ``details=True`` each hit is completed by ``get``, ``detail_concurrency`` at once.
-* ``since``: the updates feed (``rss_url``, RSS): packages with a release at or after
-  ``since``, newest first, each once. The feed holds only the latest releases: a ``since``
-  older than its oldest entry raises ``UnsupportedOption``, as does an index without a
-  feed (``rss_url=None``, a 404).
+* ``since``: the updates feed (``rss_url``, RSS, the latest 100 releases), paged back in
+  time with ``?before=`` (epoch seconds, as Warehouse takes it) until a release older than
+  ``since``: packages with a release at or after ``since``, newest first, each once. A
+  feed that does not page back past ``since``, more than ``max_feed_pages`` (100) pages,
+  or an index without a feed (``rss_url=None``, a 404) raise ``UnsupportedOption``. A
+  cursor holds the page's ``before``.
 
 ``json_url`` and ``rss_url`` default (``"auto"``) to the public index's own when
 ``index_url`` is the public index, and to ``None`` otherwise.
@@ -110,6 +113,7 @@ class Packages(RESTRepository):
         username: str | None = None,
         password: str | None = None,
         max_index_bytes: int | None = MAX_INDEX_BYTES,
+        max_feed_pages: int = 100,
         detail_concurrency: int = 8,
         retry: RetryPolicy | None = None,
         timeout: float | None = 60.0,
@@ -138,6 +142,7 @@ class Packages(RESTRepository):
         if self.json_url is not None:
             self.json_url = self.json_url.rstrip("/")
         self.max_index_bytes = max_index_bytes
+        self.max_feed_pages = max(1, int(max_feed_pages))
         self.detail_concurrency = max(1, int(detail_concurrency))
 
     def scope(self) -> JSON:
@@ -160,7 +165,7 @@ class Packages(RESTRepository):
         ):
             raise InvalidCursor("this cursor does not come from a PyPI listing", source=self.name)
         if request.since is not None:
-            return self._feed(request, state or 0)
+            return self._feed(request, state)
         return self._index(request, state or 0)
 
     def _matcher(self, request: PageRequest) -> Any:
@@ -314,21 +319,87 @@ class Packages(RESTRepository):
 
     # -- since: the updates feed ------------------------------------------------------------
 
-    async def _feed(self, request: PageRequest, skip: int) -> AsyncIterator[tuple[JSON, Batch]]:
+    async def _feed(self, request: PageRequest, state: JSON) -> AsyncIterator[tuple[JSON, Batch]]:
+        """Packages with a release at or after ``since``, from the updates feed, page after
+        page back in time (``?before=`` the oldest release seen, in epoch seconds), each
+        package once (at its newest release), newest first."""
         since = request.since
         assert since is not None
-        if skip:
-            raise InvalidCursor("a since= listing is one page of the feed", source=self.name)
         if self.rss_url is None:
             raise UnsupportedOption(
                 f"{self.index_url} has no known updates feed, so since= cannot be answered "
                 "(pass rss_url= if it has one)",
                 source=self.name,
             )
+        matcher = self._matcher(request)
+        details = bool(request.options.get("details", False))
+        before: int | None = state
+        seen: set[str] = set()
+        releases: set[tuple[str, str]] = set()
+        previous: datetime | None = None
+        full = 0  # the length of a full page: the first page's
+        for page in range(1, self.max_feed_pages + 1):
+            entries = await self._feed_page(before)
+            full = full or len(entries)
+            items: list[Item] = []
+            # A page shorter than the first is the feed's end: nothing older to ask for.
+            reached = len(entries) < full or not entries
+            for entry in entries:
+                published: datetime = entry["published"]
+                if published < since:
+                    reached = True
+                    break
+                ident = normalize(entry["name"])
+                release = (ident, entry["version"])
+                if release in releases:
+                    continue  # the boundary second is asked twice
+                releases.add(release)
+                if ident in seen or (matcher is not None and not matcher(ident)):
+                    continue
+                seen.add(ident)
+                items.append(self._feed_item(ident, entry))
+            oldest = entries[-1]["published"] if entries else None
+            stuck = (
+                not reached and oldest is not None and previous is not None and oldest >= previous
+            )
+            if stuck:
+                assert previous is not None
+                if before == int(previous.timestamp()):
+                    raise UnsupportedOption(
+                        f"the updates feed reaches back only to {previous.isoformat()} (it "
+                        f"does not page further back), after since={since.isoformat()}",
+                        source=self.name,
+                    )
+                # A full page of one second: go on from the second before it (releases of
+                # that second past the page are missed).
+                following: int | None = int(previous.timestamp())
+            else:
+                # The next page: releases before the oldest one's second, that second
+                # included (releases sharing it may not all be in this page; repeats are
+                # skipped).
+                following = None if reached or oldest is None else int(oldest.timestamp()) + 1
+            if following is not None and page == self.max_feed_pages:
+                raise UnsupportedOption(
+                    f"since={since.isoformat()} is further back than {page} pages of the updates "
+                    f"feed reach (to {oldest.isoformat() if oldest else '?'}; max_feed_pages=)",
+                    source=self.name,
+                )
+            if details and items:
+                items = await self._details(items)
+            yield before, Batch(items, following)
+            if following is None:
+                return
+            before = following
+            if not stuck:
+                previous = oldest
+
+    async def _feed_page(self, before: int | None) -> list[dict[str, Any]]:
+        assert self.rss_url is not None
         try:
             response = await self.client.request(
                 "GET",
                 self.rss_url,
+                params={"before": before} if before is not None else None,
                 headers={"Accept": "application/rss+xml, application/xml;q=0.9, text/xml;q=0.8"},
             )
         except ItemNotFound:
@@ -342,40 +413,21 @@ class Packages(RESTRepository):
         except ParseError as exc:
             raise response.malformed(str(exc)) from None
         entries.sort(key=lambda e: e["published"], reverse=True)
-        if entries and entries[-1]["published"] > since:
-            raise UnsupportedOption(
-                f"the updates feed reaches back only to {entries[-1]['published'].isoformat()}, "
-                f"after since={since.isoformat()}: it cannot tell every package updated since",
-                source=self.name,
-            )
-        matcher = self._matcher(request)
-        seen: set[str] = set()
-        items: list[Item] = []
-        for entry in entries:
-            published: datetime = entry["published"]
-            if published < since:
-                break
-            ident = normalize(entry["name"])
-            if ident in seen or (matcher is not None and not matcher(ident)):
-                continue
-            seen.add(ident)
-            raw = {**entry, "published": published.isoformat()}
-            items.append(
-                Item(
-                    ident,
-                    raw,
-                    self,
-                    title=entry["name"],
-                    text=entry["description"],
-                    url=entry["link"],
-                    updated_at=published,
-                    author=entry["author"],
-                    kind="package",
-                )
-            )
-        if request.options.get("details") and items:
-            items = await self._details(items)
-        yield 0, Batch(items)
+        return entries
+
+    def _feed_item(self, ident: str, entry: dict[str, Any]) -> Item:
+        published: datetime = entry["published"]
+        return Item(
+            ident,
+            {**entry, "published": published.isoformat()},
+            self,
+            title=entry["name"],
+            text=entry["description"],
+            url=entry["link"],
+            updated_at=published,
+            author=entry["author"],
+            kind="package",
+        )
 
     # -- get --------------------------------------------------------------------------------
 
