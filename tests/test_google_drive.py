@@ -472,6 +472,47 @@ async def test_concurrent_first_requests_share_one_token(
     assert len(site.state.grants) == 1 and "sub" not in site.state.grants[0]
 
 
+async def test_content_download_refreshes_on_401(site: Site, tmp_path: Path) -> None:
+    pytest.importorskip("google.auth")
+    key = service_account(tmp_path, site.state, site.base)
+    note = next(f for f in site.state.files.values() if f.name == "note 004 beta")
+    async with site.files(token=None, credentials_file=key) as repo:
+        item = await repo.get(note.id)
+        site.state.tokens.clear()
+        assert await repo.content(item) == b"body of note 4"
+    assert len(site.state.grants) == 2
+
+
+async def test_credentials_objects_and_default_credentials(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("google.auth")
+    import google.auth
+    from google.oauth2 import service_account as sa
+
+    key = service_account(tmp_path, site.state, site.base)
+    given = sa.Credentials.from_service_account_file(str(key), scopes=[DRIVE_READONLY])
+    async with site.files(token=None, credentials=given, subject="a@example.com") as repo:
+        assert len([i async for i in repo.list()]) == len(visible(site.state))
+    assert site.state.grants[-1]["sub"] == "a@example.com"
+
+    asked: list[Any] = []
+
+    def default(scopes: Any = None, **kwargs: Any) -> Any:  # no metadata server probing
+        asked.append(scopes)
+        return sa.Credentials.from_service_account_file(str(key), scopes=scopes), "p"
+
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setattr(google.auth, "default", default)
+    async with site.files(token=None) as repo:
+        assert (await repo.get(given_id(site))).identifier == given_id(site)
+    assert asked == [[DRIVE_READONLY]]
+
+
+def given_id(site: Site) -> str:
+    return next(iter(site.state.files))
+
+
 async def test_a_rejected_refresh_is_an_authentication_error(site: Site, tmp_path: Path) -> None:
     pytest.importorskip("google.auth")
     key = service_account(tmp_path, site.state, site.base)
