@@ -58,11 +58,14 @@ def _install() -> str | None:
                 "--no-audit",
                 "--no-fund",
                 "--no-save",
+                # fail fast without registry access: inside pytest-timeout's 120 s
+                "--fetch-timeout=20000",
+                "--fetch-retries=1",
                 *PACKAGES,
             ],
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=90,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"npm install google-drive-mock failed: {exc}"
