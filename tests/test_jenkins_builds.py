@@ -86,6 +86,21 @@ async def test_planned_ranges_are_fetched_concurrently(state, base) -> None:
     assert 1 < state.max_in_flight <= Builds.page_concurrency
 
 
+async def test_sparse_build_numbers_stop_at_the_first_short_range(state, base) -> None:
+    # builds kept forever (#1, #2) far below the recent ones: the numbers promise 10,000
+    # builds, the job has 52; the listing stops at the first short range
+    job = state.jobs[0]
+    job.builds = [b for b in job.builds if b.number > 200 or b.number <= 2]  # 50 + 2
+    for b in job.builds:
+        if b.number > 200:
+            b.number += 9_750  # 9,951 .. 10,000
+    async with Builds(base, USER, TOKEN, job="big") as builds:
+        items = await collect(builds.list(page_size=20))
+    assert [int(i.identifier.split("#")[1]) for i in items] == [*range(10_000, 9_950, -1), 2, 1]
+    asked = ranges(state, "/job/big/api/json")
+    assert len(asked) <= 3 + Builds.page_concurrency  # not the 500 ranges the numbers span
+
+
 async def test_without_a_plan_ranges_go_one_by_one(state, base) -> None:
     # a cursor resumes mid-listing: no first/last numbers, so range after range
     async with Builds(base, USER, TOKEN, job="big") as builds:

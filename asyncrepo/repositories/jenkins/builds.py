@@ -195,9 +195,9 @@ class Builds(RESTRepository):
             if first is not None and last is not None and last >= first:
                 # At most last - first + 1 builds: plan their ranges (fetched concurrently);
                 # a short page ends the listing early, a full last one goes on one by one.
-                page.following = [
+                page.following = (
                     [job, start, None] for start in range(size, last - first + 1, size)
-                ]
+                )  # taken as fetches start: a job numbered in the millions costs nothing
         return page
 
     def _stuck(self, response: Response, offset: int, size: int) -> MalformedResponse:
