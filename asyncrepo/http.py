@@ -21,6 +21,7 @@ import logging
 import math
 import random
 import time
+import urllib.request
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -354,6 +355,7 @@ class HTTPClient:
         # The caller's headers and the credentials go only to the origin a request was made
         # for: a redirect to another scheme, host or port drops them (``_open``).
         self._caller_headers = dict(headers or {})
+        self._proxies: dict[tuple[str, str | None, int | None], str | None] = {}
         self._session: aiohttp.ClientSession | None = None
         self._paused_until = 0.0  # monotonic time before which no request is sent
         self._users: set[asyncio.Task[Any]] = set()  # tasks inside send(), for aclose()
@@ -379,7 +381,10 @@ class HTTPClient:
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=self.timeout, sock_read=self.timeout
                 ),
-                trust_env=self.trust_env,
+                # Proxies come from ``_proxy_for`` (environment read once per origin), not
+                # aiohttp's trust_env: that reads .netrc and the environment in a thread on
+                # every request, and a .netrc entry clashes with our Authorization header.
+                trust_env=False,
                 raise_for_status=False,
             )
         return self._session
@@ -647,6 +652,7 @@ class HTTPClient:
                     data=data,
                     headers=send_headers,
                     allow_redirects=False,
+                    proxy=self._proxy_for(url),
                 )
             location = raw.headers.get("Location")
             if raw.status not in _REDIRECTS or not location:
@@ -670,6 +676,21 @@ class HTTPClient:
             method=method,
             url=redact_url(url),
         )
+
+    def _proxy_for(self, url: str) -> str | None:
+        """The proxy for ``url`` from ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` (when
+        ``trust_env``), read once per origin."""
+        if not self.trust_env:
+            return None
+        origin = _origin(url)
+        if origin not in self._proxies:
+            scheme, host, port = origin
+            proxies = urllib.request.getproxies_environment()
+            target = f"{host}:{port}" if port else (host or "")
+            bypass = not host or bool(urllib.request.proxy_bypass(target))
+            proxy = None if bypass else proxies.get(scheme)
+            self._proxies[origin] = proxy if proxy and "://" in proxy else None
+        return self._proxies[origin]
 
     @asynccontextmanager
     async def _deadline(self, seconds: float | None, method: str, url: str) -> AsyncIterator[None]:

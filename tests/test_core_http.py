@@ -277,3 +277,18 @@ async def test_an_html_error_page_becomes_its_text(api: tuple[str, GenericState]
     assert caught.value.vendor_message == (
         "Basic Authentication Failure Reason: AUTHENTICATED_FAILED"
     )
+
+
+async def test_a_netrc_entry_for_the_host_does_not_clash_with_our_authorization(
+    api: tuple[str, GenericState], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiohttp's own trust_env would read ~/.netrc and refuse a request that also carries an
+    Authorization header; proxies come from the environment without it."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password elsewhere\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    base_url, state = api
+    async with HTTPClient(base_url, source="test", auth=BearerAuth(SECRET), retry=FAST) as http:
+        await http.get_json("/numbered")
+    assert state.controls.requests[-1].headers["Authorization"] == f"Bearer {SECRET}"
