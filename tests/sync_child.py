@@ -1,5 +1,5 @@
 """The process the SIGKILL test kills: syncs a MemorySource read from a JSON file into a
-SQLite index, printing ``PAGE n`` after each committed page.
+SQLite index, printing ``PAGE n`` after each committed page and then waiting for a line on stdin.
 
 ``python -m tests.sync_child DATA.json INDEX.db PAGE_SIZE [full]``
 """
@@ -25,6 +25,9 @@ async def main(records: dict[str, Any], path: str, page_size: int, full: bool) -
         if report.ok is None and report.pages:
             sys.stdout.write(f"PAGE {report.pages}\n")
             sys.stdout.flush()
+            # Wait for the test's go-ahead: this process never runs more than one page
+            # ahead of the test that may kill it, however the machine schedules the two.
+            sys.stdin.readline()
 
     async with SQLiteIndex(path) as index:
         reports = await sync({"mem": source}, index, full=full, progress=progress)

@@ -3,9 +3,11 @@ number of committed pages, plus a random moment within the next page) is run aga
 completes, and the index then holds exactly the source's contents: after the first (full)
 sync, after changes picked up by incremental runs, and after deletions swept by a full one.
 
-The child is ``tests/sync_child.py`` (a MemorySource read from a JSON file). The kill points
-are chosen from the pages the child reports committed, not from timings, so the test does
-not depend on the machine's speed; each seed is bounded (a handful of kills).
+The child is ``tests/sync_child.py`` (a MemorySource read from a JSON file). It reports each
+committed page and waits for the test's go-ahead, so it never runs ahead of the test: the
+kill lands after a random number of committed pages, at a random moment of the next page
+(or just after it). Nothing depends on the machine's speed; each seed is bounded (a
+handful of kills).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -42,18 +45,22 @@ def _run(data: Path, db: Path, *, kill_after: int | None, rng: random.Random, fu
     if full:
         args.append("full")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
+    child = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stdin is not None
     try:
         for line in child.stdout:
+            if line.startswith("PAGE "):
+                child.stdin.write("\n")  # go on with the next page
+                child.stdin.flush()
             if (
                 kill_after is not None
                 and line.startswith("PAGE ")
                 and (int(line.split()[1]) >= kill_after)
             ):
-                # somewhere inside the next page: fetch, commit, or between the two
-                for _ in range(rng.randrange(4)):
-                    os.sched_yield()
+                # somewhere inside the next page (fetch, commit, between the two) or after
+                time.sleep(rng.choice((0.0, 0.0002, 0.001, 0.002, 0.004, 0.01)))
                 child.send_signal(signal.SIGKILL)
                 child.wait(timeout=60)
                 return "killed"
@@ -68,6 +75,7 @@ def _run(data: Path, db: Path, *, kill_after: int | None, rng: random.Random, fu
             child.kill()
             child.wait()
         child.stdout.close()
+        child.stdin.close()
 
 
 def _converge(data: Path, db: Path, rng: random.Random, *, full: bool, kills: int) -> list[str]:
