@@ -10,11 +10,20 @@ deterministically and cached under ``benchmarks/.data/``. One row in 100 holds t
 * get: ``CSVRows.get(<last row index>)`` vs a ``csv.DictReader`` scan to that row.
 * http: ``CSVRows(url).list()`` vs aiohttp streaming + ``csv.DictReader`` on each chunk's
   complete lines, from a local static-file server (in its own process).
+* native list (with ``asyncrepo[fast]``): ``CSVRows(backend="arrow").list()`` vs pyarrow's
+  own streaming reader (``open_csv``) making the same dicts (``RecordBatch.to_pylist``,
+  every column a string, empty cells ``""``).
+* repeated gets: 10,000 random ``CSVRows.get()`` (one repository: the first builds the
+  offset index) vs one full ``CSVRows.list()`` of the same file (target: under 2x).
+
+``CSVRows.list()`` in the first comparison is the pure-Python path (``backend="python"``),
+so that its numbers do not depend on whether pyarrow is installed.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import random
 from collections.abc import Iterator
@@ -86,14 +95,74 @@ def raw_list(probe: Any, path: str) -> int:
     return count
 
 
-async def asyncrepo_list(probe: Any, path: str) -> int:
+async def asyncrepo_list(probe: Any, path: str, backend: str = "python") -> int:
+    from asyncrepo.repositories.file.csv_rows import CSVRows
+
+    count = 0
+    async with CSVRows(path, backend=backend) as repo:
+        async for _item in repo.list():
+            count += 1
+    return count
+
+
+def pyarrow_list(probe: Any, path: str) -> tuple[int, str]:
+    """pyarrow's streaming reader, the same dicts as CSVRows makes (strings, ``""``)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f))
+    strings = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(header, pa.string()),
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+        null_values=[],
+    )
+    count, last = 0, ""
+    for batch in pacsv.open_csv(path, convert_options=strings):
+        rows = batch.to_pylist()
+        count += len(rows)
+        if rows:
+            last = rows[-1]["id"]
+    return count, last
+
+
+async def asyncrepo_native_list(probe: Any, path: str) -> tuple[int, str]:
+    from asyncrepo.repositories.file.csv_rows import CSVRows
+
+    count, last = 0, ""
+    async with CSVRows(path, backend="arrow") as repo:
+        async for item in repo.list():
+            count += 1
+            last = item.raw["id"]
+    return count, last
+
+
+async def asyncrepo_gets(probe: Any, path: str, rows: int, gets: int) -> tuple[int, str]:
+    """``gets`` random gets by row index on one repository (the first builds the index)."""
+    from asyncrepo.repositories.file.csv_rows import CSVRows
+
+    rng = random.Random(7)
+    wanted = [rng.randrange(rows) for _ in range(gets)]
+    total = 0
+    async with CSVRows(path) as repo:
+        for index in wanted:
+            item = await repo.get(str(index))
+            total += int(item.raw["id"])
+    return gets, str(total)
+
+
+async def full_list_once(probe: Any, path: str, rows: int, gets: int) -> tuple[int, str]:
+    """One full listing (the default backend), the baseline of the repeated gets."""
     from asyncrepo.repositories.file.csv_rows import CSVRows
 
     count = 0
     async with CSVRows(path) as repo:
         async for _item in repo.list():
             count += 1
-    return count
+    rng = random.Random(7)
+    total = sum(rng.randrange(rows) + 1 for _ in range(gets))  # the ids the gets return
+    return (gets if count == rows else -1), str(total)
 
 
 def raw_search(probe: Any, path: str, term: str) -> tuple[int, str]:
@@ -188,6 +257,29 @@ def comparisons(smoke: bool) -> Iterator[list[Comparison]]:
     here = "benchmarks.scenarios.csv_file"
     p = {"path": str(path)}
     rss_cap = Target("rss", 100, absolute=True)
+    gets = 200 if smoke else 10_000
+    native: list[Comparison] = []
+    if importlib.util.find_spec("pyarrow") is not None:  # asyncrepo[fast] installed
+        native.append(
+            Comparison(
+                f"csv list, native backend ({size})",
+                Variant(
+                    "pyarrow open_csv dicts",
+                    f"{here}:pyarrow_list",
+                    p,
+                    ["pyarrow.csv"],
+                    expect=rows,
+                ),
+                Variant(
+                    "CSVRows(backend=arrow)",
+                    f"{here}:asyncrepo_native_list",
+                    p,
+                    [CSV_MODULE, "pyarrow.csv"],
+                    expect=rows,
+                ),
+                [Target("wall", 1.0), rss_cap],
+            )
+        )
     with serve("file", path=str(path)) as base:
         url = f"{base}/{path.name}"
         yield [
@@ -234,4 +326,23 @@ def comparisons(smoke: bool) -> Iterator[list[Comparison]]:
                 ),
                 [Target("wall", 1.1), rss_cap],
             ),
+            Comparison(
+                f"csv 10,000 random gets vs one list ({size})"
+                if not smoke
+                else f"csv {gets:,} random gets vs one list ({size})",
+                Variant(
+                    "CSVRows.list() once",
+                    f"{here}:full_list_once",
+                    {**p, "rows": rows, "gets": gets},
+                    [CSV_MODULE],
+                ),
+                Variant(
+                    "CSVRows.get() x N",
+                    f"{here}:asyncrepo_gets",
+                    {**p, "rows": rows, "gets": gets},
+                    [CSV_MODULE],
+                ),
+                [Target("wall", 2.0, strict=True)],
+            ),
+            *native,
         ]

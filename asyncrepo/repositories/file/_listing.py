@@ -13,6 +13,7 @@ from typing import Any
 from ...exceptions import MalformedResponse
 from ...pagination import Batch
 from ...repository import Item
+from ._arrow import arrow_batches
 from ._errors import malformed
 from ._incremental import CompleteRecords, TextDecoder
 from ._rows import SLICE_ROWS, Parsing, Rows
@@ -28,8 +29,7 @@ BATCH_ROWS = 128
 async def list_batches(source: Parsing, start: int) -> AsyncGenerator[tuple[Any, Batch], None]:
     """``(first row index, batch)`` from row ``start`` on; a full last batch has no next
     state."""
-    on_loop = source._list_on_loop
-    batches = pushed_batches(source, start) if on_loop else pulled_batches(source, start)
+    batches = native_batches(source, start) if source._native else python_batches(source, start)
     position = start
     # A full batch waits for the next one: if that is empty, the file ended with it,
     # and its next state is None (no last page with a cursor to an empty one).
@@ -47,6 +47,39 @@ async def list_batches(source: Parsing, start: int) -> AsyncGenerator[tuple[Any,
             position += BATCH_ROWS
     finally:
         await batches.aclose()
+
+
+def python_batches(source: Parsing, start: int) -> AsyncGenerator[list[Item], None]:
+    """The pure-Python path's batches (the last shorter, maybe empty)."""
+    if source._list_on_loop:
+        return pushed_batches(source, start)
+    return pulled_batches(source, start)
+
+
+async def native_batches(source: Parsing, start: int) -> AsyncGenerator[list[Item], None]:
+    """The batches from pyarrow's reader (``_arrow``) where the file allows it; from the
+    first row it cannot read as the csv module does, the pure-Python path's."""
+    plan = await source._native_plan()
+    if plan is not None:
+        items_of = source._shape().items_maker(plan.header)
+        path = str(source.path)
+        native = arrow_batches(path, plan, start, BATCH_ROWS, items_of)
+        try:
+            async for position, items in native:
+                if items is None:
+                    start = position
+                    break
+                yield items
+            else:
+                return
+        finally:
+            await native.aclose()
+    rest = python_batches(source, start)
+    try:
+        async for items in rest:
+            yield items
+    finally:
+        await rest.aclose()
 
 
 async def pulled_batches(source: Parsing, start: int) -> AsyncGenerator[list[Item], None]:

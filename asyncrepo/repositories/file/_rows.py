@@ -14,9 +14,11 @@ import io
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from itertools import chain, islice
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from ...exceptions import ItemNotFound, MalformedResponse
+from ._arrow import Plan
 from ._download import Bytes
 from ._errors import malformed
 from ._incremental import TextDecoder
@@ -216,6 +218,14 @@ class Parsing(Protocol):
 
     @property
     def _list_on_loop(self) -> bool: ...
+
+    @property
+    def _native(self) -> bool: ...
+
+    @property
+    def path(self) -> Path | None: ...
+
+    async def _native_plan(self) -> Plan | None: ...
 
     def _bytes(self) -> AbstractAsyncContextManager[Bytes]: ...
 

@@ -53,9 +53,12 @@ from ...exceptions import ConfigurationError, InvalidCursor
 from ...http import Auth, HTTPClient, RetryPolicy, redact_url
 from ...pagination import Batch
 from ...repository import Capabilities, Item, PageRequest, Repository
+from ._arrow import Plan
+from ._arrow import available as native_available
+from ._arrow import plan as native_plan
 from ._cache import DownloadCache, make_cache
 from ._dialect import detect_delimiter
-from ._download import Bytes, open_bytes
+from ._download import PEEK, Bytes, looks_like_html, open_bytes
 from ._errors import SOURCE
 from ._get import get_row
 from ._incremental import CompleteRecords, TextDecoder
@@ -123,6 +126,7 @@ class CSVRows(Repository):
         timeout: float | None = 60.0,
         worker_thread: bool | None = None,
         reject_html: bool = True,
+        backend: str = "auto",
         **csv_reader_kwargs: Any,
     ) -> None:
         location = os.fspath(filepath_or_url)
@@ -196,6 +200,17 @@ class CSVRows(Repository):
         # (see CompleteRecords). A search and a get pull their bytes as they parse, in a
         # worker thread: a URL's must wait for them, and a long record must not hold the loop.
         self._list_on_loop = not self.worker_thread and CompleteRecords.usable(csv_reader_kwargs)
+        if backend not in ("auto", "python", "arrow"):
+            raise ConfigurationError(
+                f"backend must be 'auto', 'python' or 'arrow', not {backend!r}", source=self.name
+            )
+        if backend == "arrow" and not native_available():
+            raise ConfigurationError(
+                "backend='arrow' needs pyarrow: pip install 'asyncrepo[fast]'", source=self.name
+            )
+        self.backend = backend
+        # pyarrow lists local files where it is installed (see _arrow), unless told not to.
+        self._native = backend != "python" and self.path is not None and native_available()
         self._headers, self._auth, self._retry, self._timeout = headers, auth, retry, timeout
         self._client: HTTPClient | None = None
 
@@ -254,6 +269,36 @@ class CSVRows(Repository):
             html=not self.reject_html,
             sniff=self._sniff if self._sniffing else None,
         )
+
+    async def _native_plan(self) -> Plan | None:
+        """How pyarrow reads this local file, or ``None`` (the pure-Python path then reads
+        it, and raises what it raises: a missing file, an HTML page...)."""
+        path = self.path
+        assert path is not None
+
+        def head() -> bytes:
+            with open(path, "rb") as file:
+                return file.read(PEEK)
+
+        try:
+            first = await asyncio.to_thread(head)
+        except OSError:
+            return None
+        if self.reject_html and looks_like_html(first):
+            return None
+        if self._sniffing:
+            self._sniff(first, len(first) < PEEK, None)
+        try:
+            return await asyncio.to_thread(
+                native_plan,
+                str(path),
+                self.csv_kwargs,
+                self.encoding,
+                self.fieldnames,
+                self._columns,
+            )
+        except (OSError, ValueError, LookupError):
+            return None
 
     def _sniff(self, head: bytes, whole: bool, charset: str | None) -> None:
         """Tell the delimiter from the file's first KiB (see ``_dialect``), once."""
