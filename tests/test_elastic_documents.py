@@ -79,7 +79,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     async with serve(make_app(state)) as base:
 
         async def fake_pits() -> int:
-            return len(state.pits)
+            return state.open_pits()
 
         yield Backend("fake", base, "docs", fake_pits, state)
 

@@ -62,7 +62,9 @@ class ElasticState:
     controls: FakeControls = field(default_factory=FakeControls)
     #: ``(path, query params, JSON body)`` of every search.
     searches: list[tuple[str, dict[str, str], dict[str, Any]]] = field(default_factory=list)
-    #: open PITs: id -> [(index name, shard ordinal, doc id, source)] snapshot
+    #: open PITs: id -> [(index name, shard ordinal, doc id, source)] snapshot. A search may
+    #: answer with a new id for the same PIT (as Elasticsearch may); every id of a PIT names
+    #: it, so closing any of them frees it (``pits`` loses all its ids).
     pits: dict[str, list[tuple[str, int, str, dict[str, Any]]]] = field(default_factory=dict)
     pits_opened: int = 0
     pits_closed: int = 0
@@ -75,6 +77,14 @@ class ElasticState:
     rotate_pit_ids: bool = True  # answer each PIT search with a new id, as ES may
     pit_api: bool = True  # False: an Elasticsearch before 7.10 (no _pit route)
     _pit_counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def open_pits(self) -> int:
+        """How many points in time are open (a PIT with several ids counts once)."""
+        return len({id(snapshot) for snapshot in self.pits.values()})
+
+    def forget(self, snapshot: list[tuple[str, int, str, dict[str, Any]]]) -> None:
+        for key in [k for k, v in self.pits.items() if v is snapshot]:
+            del self.pits[key]
 
     def add_index(
         self, name: str, *, hidden: bool = False, properties: dict[str, Any] | None = None
@@ -426,8 +436,10 @@ def make_app(state: ElasticState) -> web.Application:
         pit_id = body.get("id") if isinstance(body, dict) else None
         if not isinstance(pit_id, str):
             return error(400, "action_request_validation_exception", "[id] is required")
-        if state.pits.pop(pit_id, None) is None:
+        snapshot = state.pits.get(pit_id)
+        if snapshot is None:
             return web.json_response({"succeeded": True, "num_freed": 0}, status=404)
+        state.forget(snapshot)
         state.pits_closed += 1
         return web.json_response({"succeeded": True, "num_freed": 1})
 
@@ -457,9 +469,10 @@ def make_app(state: ElasticState) -> web.Application:
             pit_id = pit.get("id")
             if state.expire_pits > 0 or pit_id not in state.pits:
                 state.expire_pits = max(0, state.expire_pits - 1)
-                state.pits.pop(pit_id, None)
+                if pit_id in state.pits:
+                    state.forget(state.pits[pit_id])
                 return _context_missing()
-            snapshot = state.pits.pop(pit_id)
+            snapshot = state.pits[pit_id]
             pit_id = _new_pit_id(state) if state.rotate_pit_ids else pit_id
             state.pits[pit_id] = snapshot
         else:
