@@ -342,3 +342,17 @@ def test_head_in_a_shell_pipeline() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == b""
     assert result.stdout.count(b"\n") == 1
+
+
+def test_a_table_in_an_ascii_locale_uses_dashes() -> None:
+    result = subprocess.run(
+        command("list", "gated://?pages=1", "-f", "table"),
+        capture_output=True,
+        env=environment(PYTHONIOENCODING="ascii"),
+        cwd=ROOT,
+        timeout=WAIT,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode("ascii").splitlines()
+    assert lines[1] == "----------  -----"
+    assert lines[2].split() == ["0", "row", "0"]

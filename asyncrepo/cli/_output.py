@@ -162,6 +162,12 @@ class Output:
     def start(self, sample: Sequence[Item]) -> None:
         pass
 
+    #: Text (tables, key/value) is written in stdout's encoding; JSON is always UTF-8.
+    encoding = "utf-8"
+
+    def encode(self, text: str) -> bytes:
+        return text.encode(self.encoding, "replace")
+
     def write(self, item: Item) -> None:
         raise NotImplementedError
 
@@ -254,10 +260,11 @@ class Table(Output):
         header = "  ".join(
             _pad(c.name, w) for c, w in zip(self.chosen, self.widths, strict=True)
         ).rstrip()
-        rule = "  ".join("─" * w for w in self.widths)
+        line = "─" if self.encode("─") != b"?" else "-"  # an ASCII terminal: dashes
+        rule = "  ".join(line * w for w in self.widths)
         if self.styled:
             header = f"\x1b[1m{header}\x1b[0m"
-        self.out.write(f"{header}\n{rule}\n".encode())
+        self.out.write(self.encode(f"{header}\n{rule}\n"))
         self.dirty = True
 
     @staticmethod
@@ -275,7 +282,7 @@ class Table(Output):
                 cells.append(text.ljust(width))
             else:
                 cells.append(_pad(text.translate(_CONTROL), width))
-        self.out.write(("  ".join(cells).rstrip() + "\n").encode())
+        self.out.write(self.encode("  ".join(cells).rstrip() + "\n"))
         self.count += 1
         self.dirty = True
 
@@ -328,7 +335,7 @@ class KeyValue(Output):
             indent = "\n" + " " * (width + 2)
             label = f"\x1b[1m{key.ljust(width)}\x1b[0m" if self.styled else key.ljust(width)
             lines.append(f"{label}  {value.replace(chr(10), indent)}")
-        self.out.write(("\n".join(lines) + "\n").encode())
+        self.out.write(self.encode("\n".join(lines) + "\n"))
         self.count += 1
         self.dirty = True
 
@@ -354,9 +361,12 @@ def make_output(
     if single and not chosen:
         kv = KeyValue(out, None)
         kv.styled = styled
+        kv.encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
         return kv
     width = _terminal_width() if tty else None
-    return Table(out, chosen, federation, width=width, styled=styled)
+    table = Table(out, chosen, federation, width=width, styled=styled)
+    table.encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    return table
 
 
 def _terminal_width() -> int:
