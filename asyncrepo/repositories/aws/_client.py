@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import os
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from datetime import UTC, date, datetime
@@ -29,9 +30,11 @@ from xml.etree.ElementTree import Element
 # ``import aiobotocore`` first: a missing package must fail under its own name (a cached
 # submodule would otherwise import even with the package itself marked missing).
 import aiobotocore  # noqa: F401
+import orjson
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore import exceptions as boto_errors
+from botocore.loaders import JSONFileLoader
 from botocore.parsers import ResponseParserError
 from botocore.utils import parse_timestamp as _botocore_parse_timestamp
 
@@ -320,6 +323,22 @@ def session_options(
 _shared_loader: Any = None
 
 
+class _OrjsonFileLoader(JSONFileLoader):  # type: ignore[misc]
+    """botocore's model files read with orjson: about 3x faster than ``json.loads`` with an
+    ``OrderedDict`` hook, and reading them is most of a client's creation (~0.1 s for S3,
+    once per process). A file orjson refuses goes to botocore's own reader."""
+
+    def _load_file(self, full_path: str, open_method: Any) -> Any:
+        if not os.path.isfile(full_path):
+            return None
+        with open_method(full_path, "rb") as fp:
+            payload = fp.read()
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return super()._load_file(full_path, open_method)
+
+
 def _new_session(profile: str | None) -> AioSession:
     """A fresh session (it reads the environment and profile now), sharing the process's
     botocore data loader: loading the S3 service model costs ~0.25 s per session, and the
@@ -328,6 +347,8 @@ def _new_session(profile: str | None) -> AioSession:
     session = AioSession(profile=profile)
     if _shared_loader is None:
         _shared_loader = session.get_component("data_loader")
+        if type(getattr(_shared_loader, "file_loader", None)) is JSONFileLoader:
+            _shared_loader.file_loader = _OrjsonFileLoader()
     else:
         session.register_component("data_loader", _shared_loader)
     session.get_component("response_parser_factory").set_parser_defaults(
