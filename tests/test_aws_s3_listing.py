@@ -427,3 +427,24 @@ async def test_a_cyclic_token_ends_in_our_exception(aws_env: None) -> None:
         async with repo:
             with pytest.raises(MalformedResponse):
                 _ = [item async for item in repo.list()]
+
+
+def test_botocore_models_read_with_orjson_are_the_same() -> None:
+    from botocore.loaders import JSONFileLoader, create_loader
+
+    from asyncrepo.repositories.aws import _client
+
+    loader = create_loader()
+    found = [
+        p for p in loader.search_paths if JSONFileLoader().exists(f"{p}/s3/2006-03-01/service-2")
+    ]
+    assert found
+    base = f"{found[0]}/s3/2006-03-01/service-2"
+    fast = _client._OrjsonFileLoader().load_file(base)
+    slow = JSONFileLoader().load_file(base)
+    assert fast == slow and list(fast["shapes"]) == list(slow["shapes"])
+    endpoints = f"{found[0]}/endpoints"
+    if JSONFileLoader().exists(endpoints):
+        assert _client._OrjsonFileLoader().load_file(endpoints) == JSONFileLoader().load_file(
+            endpoints
+        )
