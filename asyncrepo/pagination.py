@@ -28,7 +28,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, overload
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -73,6 +73,10 @@ class Batch:
     items: list[Item]
     next_state: JSON = None
     following: Following = None
+    #: The items, not made yet (``items`` is empty until then): ``pump`` calls it once the
+    #: next page's request is out, so mapping one page's records overlaps the next page's
+    #: round trip instead of delaying it.
+    build: Callable[[], list[Item]] | None = field(default=None, kw_only=True)
 
 
 class PaginationLoop(MalformedResponse):
@@ -144,6 +148,8 @@ async def pump(
                 next_state = batch.next_state
                 visit(next_state)
                 pending.append((next_state, _start(fetch(next_state), track)))
+            if batch.build is not None:
+                batch.items, batch.build = batch.build(), None
             yield state, batch
             if not pending:
                 return

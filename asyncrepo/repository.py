@@ -266,12 +266,17 @@ class Repository:
         drives ``fetch_page`` with prefetch and concurrency (``pagination.pump``); a source
         that reads one stream (a file) overrides this instead of ``fetch_page``."""
         return pump(
-            lambda page_state: self.fetch_page(request, page_state),
+            self.page_fetcher(request),
             state,
             concurrency=self.page_concurrency,
             track=self.background_tasks,
             source=self.name,
         )
+
+    def page_fetcher(self, request: PageRequest) -> Callable[[JSON], Awaitable[Batch]]:
+        """What ``stream`` fetches each page with: ``fetch_page`` for this request. A base
+        class may hand ``pump`` batches whose items are made later (``Batch.build``)."""
+        return lambda page_state: self.fetch_page(request, page_state)
 
     @property
     def background_tasks(self) -> set[asyncio.Task[Any]]:

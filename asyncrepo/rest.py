@@ -8,7 +8,7 @@ and ``to_item(raw)``. A native get is one line with ``get_item(path)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,16 @@ class RESTRepository(Repository):
     # -- machinery ------------------------------------------------------------------------
 
     async def fetch_page(self, request: PageRequest, state: JSON) -> Batch:
+        return await self.fetch_records(request, state, defer=False)
+
+    def page_fetcher(self, request: PageRequest) -> Callable[[JSON], Awaitable[Batch]]:
+        if type(self).fetch_page is not RESTRepository.fetch_page:
+            return super().page_fetcher(request)  # the connector reworks its pages itself
+        return lambda state: self.fetch_records(request, state, defer=True)
+
+    async def fetch_records(self, request: PageRequest, state: JSON, *, defer: bool) -> Batch:
+        """One page from the endpoint. ``defer=True`` leaves making the items to ``pump``
+        (``Batch.build``), after it has sent the next page's request."""
         endpoint = self.endpoint(request)
         base = PreparedRequest(
             endpoint.method, self.client.url(endpoint.path), dict(endpoint.params), endpoint.json
@@ -66,11 +76,12 @@ class RESTRepository(Repository):
         response = await self.client.send(prepared, limiter=endpoint.limiter)
         body = response.json()
         records = self.records(response, body, endpoint.records)
-        items = self.items(response, records)
         next_state, following = endpoint.paginator.advance(
             response, body, records, state, request.page_size
         )
-        return Batch(items, next_state, following)
+        if defer:
+            return Batch([], next_state, following, build=lambda: self.items(response, records))
+        return Batch(self.items(response, records), next_state, following)
 
     def records(self, response: Response, body: Any, where: Any) -> list[Any]:
         records = where(body) if callable(where) else dig(body, where)

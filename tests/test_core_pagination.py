@@ -185,7 +185,8 @@ async def test_leaving_early_cancels_outstanding_fetches(
     state.controls.latency = 0.05
 
     def fetches() -> list[asyncio.Task[Any]]:
-        return [t for t in asyncio.all_tasks() if "fetch_page" in repr(t.get_coro())]
+        names = ("fetch_page", "fetch_records")
+        return [t for t in asyncio.all_tasks() if any(n in repr(t.get_coro()) for n in names)]
 
     async with repo_for(base_url, "link") as repo:
         stream = repo.list(page_size=10)
