@@ -35,6 +35,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from . import items  # noqa: F401  (list, get and search come first in --help)
 from ._app import app, main
 from .sources import support_table
 
