@@ -227,6 +227,9 @@ def test_global_options_after_the_command(csv_file: Path) -> None:
     result = runner.invoke(app, ["list", str(csv_file), "-n", "1", "--no-progress", "-f", "json"])
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)) == 1
+    before = runner.invoke(app, ["--format", "json", "--no-progress", "list", str(csv_file)])
+    assert before.exit_code == 0, before.output
+    assert len(json.loads(before.stdout)) == 20
     quoted = runner.invoke(app, ["search", "-f", "jsonl", "--", "--debug"])  # a query, after --
     assert quoted.exit_code == 0, quoted.output
     assert quoted.stdout == ""
