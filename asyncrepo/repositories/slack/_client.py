@@ -453,21 +453,18 @@ def datetime_ts(when: datetime) -> str:
 
 # -- markup ---------------------------------------------------------------------------------
 
-_MARKUP_RE = re.compile(r"<([^<>\n]*)>")
+_MARKUP_RE = re.compile(r"<([@#!]?)([^<>|\n]*)(?:\|([^<>\n]*))?>")
 _SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
 
 
 def _replace(match: re.Match[str]) -> str:
-    inner = match.group(1)
-    target, _, label = inner.partition("|")
-    if target.startswith("@"):  # <@U123> or <@U123|name>
-        return "@" + (label or target[1:])
-    if target.startswith("#"):  # <#C123|general> or <#C123>
-        return "#" + (label or target[1:])
-    if target.startswith("!"):  # <!here>, <!subteam^S1|@team>, <!date^...|fallback>
+    sigil, target, label = match.groups()
+    if sigil == "@" or sigil == "#":  # <@U123|name>, <@U123>, <#C123|general>, <#C123>
+        return sigil + (label or target)
+    if sigil == "!":  # <!here>, <!subteam^S1|@team>, <!date^...|fallback>
         if label:
             return label
-        name = target[1:].split("^", 1)
+        name = target.split("^", 1)
         return _SPECIAL.get(name[0], "@" + name[-1] if name[0] == "subteam" else name[0])
     if not target:
         return match.group(0)
