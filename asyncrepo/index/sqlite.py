@@ -11,9 +11,11 @@ wrapper, and one connection for reads and writes).
 Tables: ``items`` (one row per ``(source, identifier)``: the common fields, dates as epoch
 seconds, the raw record as JSON, the listing ``generation`` that last saw it and a
 ``deleted_at`` tombstone), ``items_fts`` (an external-content FTS5 table over title, body
-and author, kept in step by triggers; re-writing an unchanged item does not touch it) and
-``sources`` (one JSON ``SourceState`` per source). ``upsert(..., state=...)`` writes the
-items and the state in one transaction.
+and author) and ``sources`` (one JSON ``SourceState`` per source). ``upsert(...,
+state=...)`` writes a page in one transaction: the page is staged in a temporary table, the
+full-text entries of changed items are replaced set-wise (an unchanged item is not
+re-indexed; per-row triggers cost three to four times as much), the items are upserted, and
+the state written.
 """
 
 from __future__ import annotations
@@ -78,29 +80,51 @@ CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5 (
     content = 'items', content_rowid = 'rowid',
     tokenize = 'porter unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER IF NOT EXISTS items_ai AFTER INSERT ON items BEGIN
-    INSERT INTO items_fts (rowid, title, body, author)
-    VALUES (new.rowid, new.title, new.body, new.author);
-END;
 CREATE TRIGGER IF NOT EXISTS items_ad AFTER DELETE ON items BEGIN
     INSERT INTO items_fts (items_fts, rowid, title, body, author)
     VALUES ('delete', old.rowid, old.title, old.body, old.author);
 END;
-CREATE TRIGGER IF NOT EXISTS items_au AFTER UPDATE OF title, body, author ON items
-WHEN old.title IS NOT new.title OR old.body IS NOT new.body OR old.author IS NOT new.author
-BEGIN
-    INSERT INTO items_fts (items_fts, rowid, title, body, author)
-    VALUES ('delete', old.rowid, old.title, old.body, old.author);
-    INSERT INTO items_fts (rowid, title, body, author)
-    VALUES (new.rowid, new.title, new.body, new.author);
-END;
+-- Inserts and updates keep items_fts in step in upsert() (set-based, three to four times
+-- cheaper than row triggers); earlier files had triggers for them.
+DROP TRIGGER IF EXISTS items_ai;
+DROP TRIGGER IF EXISTS items_au;
 CREATE TABLE IF NOT EXISTS sources (source TEXT PRIMARY KEY, state TEXT NOT NULL);
 """
 
+# One page of an upsert, staged (per writer connection): the last row of an identifier wins.
+_PAGE_TABLE = """
+PRAGMA temp_store = MEMORY;
+CREATE TEMP TABLE IF NOT EXISTS page (
+    identifier TEXT PRIMARY KEY, title TEXT, body TEXT, has_text INTEGER, url TEXT,
+    author TEXT, kind TEXT, created_at REAL, updated_at REAL, stamp REAL, raw BLOB,
+    reindex INTEGER NOT NULL DEFAULT 1
+);
+"""
+_STAGE = """
+INSERT OR REPLACE INTO temp.page (identifier, title, body, has_text, url, author, kind,
+                                  created_at, updated_at, stamp, raw)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+# Rows whose indexed text (title, body, author) is unchanged are not re-indexed.
+_MARK_UNCHANGED = """
+UPDATE temp.page SET reindex = 0 WHERE EXISTS (
+    SELECT 1 FROM items i WHERE i.source = ?1 AND i.identifier = page.identifier
+    AND i.title IS page.title AND i.body IS page.body AND i.author IS page.author)
+"""
+# CROSS JOIN fixes the join order: from the page (small) to items by (source, identifier);
+# the planner would otherwise walk every item of the source for each page.
+_FTS_DELETE_OLD = """
+INSERT INTO items_fts (items_fts, rowid, title, body, author)
+SELECT 'delete', i.rowid, i.title, i.body, i.author
+FROM temp.page p CROSS JOIN items i ON i.source = ?1 AND i.identifier = p.identifier
+WHERE p.reindex = 1
+"""
 _UPSERT = """
 INSERT INTO items (source, identifier, title, body, has_text, url, author, kind,
                    created_at, updated_at, stamp, raw, seen, deleted_at, indexed_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)
+SELECT ?1, identifier, title, body, has_text, url, author, kind, created_at, updated_at,
+       stamp, raw, ?2, NULL, ?3
+FROM temp.page WHERE true
 ON CONFLICT (source, identifier) DO UPDATE SET
     title = excluded.title, body = excluded.body, has_text = excluded.has_text,
     url = excluded.url, author = excluded.author, kind = excluded.kind,
@@ -108,6 +132,13 @@ ON CONFLICT (source, identifier) DO UPDATE SET
     stamp = excluded.stamp, raw = excluded.raw, seen = excluded.seen,
     deleted_at = NULL, indexed_at = excluded.indexed_at
 """
+_FTS_INSERT_NEW = """
+INSERT INTO items_fts (rowid, title, body, author)
+SELECT i.rowid, i.title, i.body, i.author
+FROM temp.page p CROSS JOIN items i ON i.source = ?1 AND i.identifier = p.identifier
+WHERE p.reindex = 1
+"""
+
 
 _COLUMNS = (
     "i.source, i.identifier, i.title, i.body, i.has_text, i.url, i.author, i.kind, "
@@ -176,6 +207,7 @@ class _Connection:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.executescript(_SCHEMA)
+                conn.executescript(_PAGE_TABLE)
             else:
                 conn.execute("PRAGMA query_only = 1")
             self.conn = conn
@@ -282,7 +314,6 @@ class SQLiteIndex(Index):
                 updated_s = updated.timestamp() if updated is not None else None
                 rows.append(
                     (
-                        source,
                         str(item.identifier),
                         item.title,
                         body,
@@ -294,13 +325,16 @@ class SQLiteIndex(Index):
                         updated_s,
                         updated_s if updated_s is not None else created_s,
                         orjson.dumps(item.raw, default=str),
-                        generation,
-                        now,
                     )
                 )
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(_UPSERT, rows)
+                conn.execute("DELETE FROM temp.page")
+                conn.executemany(_STAGE, rows)
+                conn.execute(_MARK_UNCHANGED, (source,))
+                conn.execute(_FTS_DELETE_OLD, (source,))
+                conn.execute(_UPSERT, (source, generation, now))
+                conn.execute(_FTS_INSERT_NEW, (source,))
                 if state_json is not None:
                     _put_state(conn, source, state_json)
                 conn.execute("COMMIT")
