@@ -422,3 +422,12 @@ def test_a_value_for_a_secret_option_is_not_repeated_in_errors() -> None:
     with pytest.raises(ConfigurationError) as caught:
         decode("api_key_id", "s3cr3t-value", {"int"})
     assert "s3cr3t" not in str(caught.value) and "api_key_id" in str(caught.value)
+
+
+def test_get_keeps_line_breaks_and_drops_escapes(tmp_path: Path) -> None:
+    path = tmp_path / "odd.csv"
+    path.write_text('id,note\n1,"two\r\nlines \x1b[31mred\x9b"\n')
+    result = runner.invoke(app, ["get", str(path), "0", "-f", "table"])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\x9b" not in result.stdout
+    assert result.stdout.splitlines()[-2:] == ["note        two", "            lines  [31mred "]

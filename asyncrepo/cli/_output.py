@@ -61,6 +61,8 @@ TABLE_FIELDS = ("title", "author", "kind", "date", "url")
 # Control characters (newlines, tabs, terminal escapes) become spaces in a table cell:
 # a cell is one line, and a value from a source cannot drive the terminal.
 _CONTROL = {c: " " for c in (*range(32), 127, *range(0x80, 0xA0))}
+# In a key/value listing, values keep their line breaks (and tabs); the rest as above.
+_CONTROL_KEEP_LINES = {c: v for c, v in _CONTROL.items() if c not in (9, 10)} | {13: ""}
 
 
 def _dump(value: Any) -> bytes:
@@ -331,7 +333,7 @@ class KeyValue(Output):
         width = max((len(k) for k, _ in pairs), default=0)
         lines = []
         for key, value in pairs:
-            value = value.replace("\r", "").translate({c: " " for c in (*range(9), *range(11, 32))})
+            value = value.translate(_CONTROL_KEEP_LINES)
             indent = "\n" + " " * (width + 2)
             label = f"\x1b[1m{key.ljust(width)}\x1b[0m" if self.styled else key.ljust(width)
             lines.append(f"{label}  {value.replace(chr(10), indent)}")
