@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from asyncrepo import InvalidCursor, ItemNotFound, RetryPolicy, UnsupportedOption
+from asyncrepo import InvalidCursor, Item, ItemNotFound, RetryPolicy, UnsupportedOption
 from asyncrepo.repositories.slack._client import slack_to_text, ts_datetime
 from asyncrepo.repositories.slack.messages import Messages
 from tests.fakes._common import serve
@@ -357,6 +357,21 @@ async def test_message_markup_becomes_plain_text(state, api) -> None:
         "hey @U00000002, see the runbook (https://docs.example.com) in #ops\nx < y && z"
     )
     assert item.title == "hey @U00000002, see the runbook (https://docs.example.com) in #ops"
+
+
+def test_message_items_set_every_slot_of_item() -> None:
+    # message_item fills the slots itself (no Item.__init__ call): none may be left unset.
+    messages = Messages(USER_TOKEN, channel=GENERAL, rate_limits=False)
+    raw = {"type": "message", "ts": "1512085950.000216", "text": "hi", "user": "U1"}
+    item = messages.message_item(raw, GENERAL)
+    reference = Item("x", raw)
+    for name in Item.__slots__:
+        getattr(item, name)  # AttributeError if message_item forgot a slot
+        getattr(reference, name)
+    assert item.identifier == f"{GENERAL}:1512085950.000216" and item.raw is raw
+    assert item.repository is messages and item.source == "slack.messages"
+    assert (item.title, item.text, item.author, item.kind) == ("hi", "hi", "U1", "message")
+    assert item.url is None and item.updated_at is None
 
 
 def test_dates_are_exact() -> None:

@@ -101,6 +101,7 @@ REPLIES_PAGE = 200
 _SKIPPED = ("not_in_channel", "channel_not_found")
 
 _Feed = asyncio.Queue[tuple[str, Any]]
+_new = object.__new__
 
 
 def _ts_sort_key(raw: Any) -> tuple[int, int]:
@@ -540,18 +541,20 @@ class Messages(SlackRepository):
             url = f"{team_url}archives/{channel}/p{ts.replace('.', '')}"
             if reply and isinstance(thread_ts, str):
                 url += f"?thread_ts={thread_ts}&cid={channel}"
-        return Item(
-            f"{channel}:{ts}",
-            raw,
-            self,
-            title=first_line(text),
-            text=text,
-            url=url,
-            created_at=key_datetime(key),
-            updated_at=ts_datetime(edited.get("ts")) if isinstance(edited, dict) else None,
-            author=raw.get("user") or raw.get("bot_id") or raw.get("username") or None,
-            kind="reply" if reply else "message",
-        )
+        # Every slot set directly: about a third of an item's cost is Item.__init__'s keyword
+        # call (tests/test_slack_messages.py checks that every slot of Item is set here).
+        item: Item = _new(Item)
+        item.identifier = f"{channel}:{ts}"
+        item.raw = raw
+        item.repository = self
+        item.title = first_line(text)
+        item.text = text
+        item.url = url
+        item.created_at = key_datetime(key)
+        item.updated_at = ts_datetime(edited.get("ts")) if isinstance(edited, dict) else None
+        item.author = raw.get("user") or raw.get("bot_id") or raw.get("username") or None
+        item.kind = "reply" if reply else "message"
+        return item
 
     def to_item(self, raw: Any) -> Item:
         """A ``search.messages`` match (its channel is an object; it has a permalink)."""
