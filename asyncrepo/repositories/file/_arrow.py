@@ -19,7 +19,7 @@ import codecs
 import csv
 import importlib.util
 from collections.abc import AsyncGenerator, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from ...repository import Item
 from ._incremental import split_lines
@@ -123,6 +123,7 @@ async def arrow_batches(
     )
     file = await asyncio.to_thread(open, path, "rb")  # closed in the finally below
     position = 0
+    ahead: asyncio.Future[Any] | None = None  # the next block, parsed while this one is used
     try:
         file.seek(the_plan.offset)
         try:
@@ -136,37 +137,69 @@ async def arrow_batches(
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             yield start, None
             return
-        pending: list[list[str]] = []  # rows not yet in a batch (tuples, in fact)
+        pending: list[Any] = []  # rows (tuples) not yet in a batch
         batch_first = start
+        ahead = asyncio.ensure_future(asyncio.to_thread(_next_block, reader))
         while True:
             try:
-                block = await asyncio.to_thread(_next_block, reader)
+                block = await ahead
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                ahead = None
                 yield batch_first, None  # every row before it was handed out
                 return
+            ahead = None
             if block is None:
                 break
+            # pyarrow parses the next block (without the GIL) while this one becomes items.
+            ahead = asyncio.ensure_future(asyncio.to_thread(_next_block, reader))
             count = block.num_rows
             if position + count <= start:
                 position += count
                 continue
             skip = max(0, start - position)
-            columns = [column.to_pylist() for column in block.columns]
-            rows: list[Any] = list(zip(*columns, strict=True))
-            if skip:
-                rows = rows[skip:]
             position += count
-            if pending:
-                rows = pending + rows
-            cut = len(rows) - len(rows) % rows_per_batch
-            for at in range(0, cut, rows_per_batch):
-                yield batch_first, items_of(rows[at : at + rows_per_batch], batch_first)
-                batch_first += rows_per_batch
-            pending = rows[cut:]
-            await asyncio.sleep(0)
+            columns = [column.to_pylist() for column in block.columns]
+            del block
+            if skip:
+                columns = [column[skip:] for column in columns]
+                count -= skip
+            size = rows_per_batch
+            at = 0
+            if pending:  # the rows left over from the block before, and the first here
+                at = min(size - len(pending), count)
+                pending += zip(*[column[:at] for column in columns], strict=True)
+                if len(pending) < size:
+                    continue
+                yield batch_first, items_of(pending, batch_first)
+                batch_first += size
+            # The rows of a batch straight from the columns (zip reuses its tuple while
+            # each row's dict display unpacks it): no list of rows in between.
+            while at + size <= count:
+                rows = zip(*[column[at : at + size] for column in columns], strict=True)
+                yield batch_first, items_of(cast("list[list[str]]", rows), batch_first)
+                batch_first += size
+                at += size
+            pending = list(zip(*[column[at:] for column in columns], strict=True))
         yield batch_first, items_of(pending, batch_first)
     finally:
-        file.close()
+        if ahead is not None and not ahead.done():
+            # The thread still parses a block from the file: wait for it (one block), then
+            # close the file; if this wait is cancelled, close it when the thread is done.
+            try:
+                await asyncio.wait({ahead})
+            except BaseException:
+                ahead.add_done_callback(lambda done: _close_after(done, file))
+                raise
+        if ahead is not None and ahead.done() and not ahead.cancelled():
+            ahead.exception()  # retrieved: an abandoned read's error is not logged
+        if ahead is None or ahead.done():
+            file.close()
+
+
+def _close_after(done: asyncio.Future[Any], file: Any) -> None:
+    if not done.cancelled():
+        done.exception()  # retrieved: an abandoned read's error is not logged
+    file.close()
 
 
 def _next_block(reader: Any) -> Any:

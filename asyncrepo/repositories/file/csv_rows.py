@@ -106,6 +106,9 @@ class CSVRows(Repository):
     capabilities: ClassVar[Capabilities] = Capabilities(get="naive", search="naive")
     filters_search_terms = True
     default_page_size = 20
+    # One stream of rows, numbered as read: no page can repeat or shift, and a file may hold
+    # two rows with the same identifier column, which a listing must not drop.
+    dedupe_identifiers = False
 
     def __init__(
         self,
