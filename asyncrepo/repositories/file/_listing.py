@@ -129,7 +129,8 @@ async def pushed_batches(source: Parsing, start: int) -> AsyncGenerator[list[Ite
 
         async def take(count: int) -> list[list[str]]:
             """``count`` rows, fewer only at the end of the file. The loop is handed back
-            after every chunk of bytes: the work per slice is bounded by bytes, not rows."""
+            after every chunk of bytes that completes no row (a long record): the work per
+            slice is bounded by bytes, not only by rows."""
             nonlocal finished
             rows = await parsed(count)
             while len(rows) < count and not finished:
@@ -141,8 +142,10 @@ async def pushed_batches(source: Parsing, start: int) -> AsyncGenerator[list[Ite
                 if not chunk:
                     records.finish()
                     finished = True
-                rows += await parsed(count - len(rows))
-                await asyncio.sleep(0)
+                got = await parsed(count - len(rows))
+                if not got:  # a chunk inside one long record: the loop's turn
+                    await asyncio.sleep(0)
+                rows += got
             return rows
 
         header = source.fieldnames
