@@ -134,9 +134,12 @@ def open_target(target: Target, pairs: Sequence[str] | None) -> Repository:
     from .. import registry
 
     precheck(target.uri)
-    classes = target_classes(target.uri)
-    options = {**decode_options(target.options, classes, typed_only=True)}
-    options.update(decode_options(parse_pairs(pairs), classes))
+    typed = parse_pairs(pairs)
+    options = dict(target.options)
+    if typed or any(isinstance(value, str) for value in options.values()):
+        classes = target_classes(target.uri)  # imported only when there is text to decode
+        options = decode_options(options, classes, typed_only=True)
+        options.update(decode_options(typed, classes))
     return registry.open(target.uri, **options)
 
 
