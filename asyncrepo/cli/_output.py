@@ -69,13 +69,18 @@ def _dump(value: Any) -> bytes:
     return orjson.dumps(value, default=str)
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, *, short: bool = False) -> str:
+    """A value as text; ``short``: a table cell's date, to the minute (``Z`` for UTC)."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
     if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
+        if not short:
+            return value.isoformat(sep=" ", timespec="seconds")
+        offset = value.utcoffset()
+        zone = "" if offset is None else "Z" if not offset else value.strftime("%z")
+        return value.strftime("%Y-%m-%d %H:%M") + zone
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bool | int | float):
@@ -271,13 +276,13 @@ class Table(Output):
 
     @staticmethod
     def _cell(column: Column, item: Item) -> str:
-        return _text(column.get(item)).translate(_CONTROL)
+        return _text(column.get(item), short=True).translate(_CONTROL)
 
     def write(self, item: Item) -> None:
         cells = []
         for column, width in zip(self.chosen, self.widths, strict=True):
             value = column.get(item)
-            text = value if type(value) is str else _text(value)
+            text = value if type(value) is str else _text(value, short=True)
             if text.isascii() and text.isprintable():  # the common case, without rich
                 if len(text) > width:
                     text = text[: width - 1] + "…"
