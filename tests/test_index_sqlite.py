@@ -283,3 +283,16 @@ async def test_an_unchanged_item_is_not_reindexed(index: SQLiteIndex) -> None:
     await index.upsert("s", [item("i3", title="a new title")], generation=2)
     assert await index._write(fts_pages) != before
     assert await ids(index.search("new title")) == ["s:i3"]
+
+
+async def test_purge_removes_a_source_entirely(index: SQLiteIndex) -> None:
+    await index.upsert("gone", [item("a"), item("b")], state=SourceState("gone"))
+    await index.upsert("kept", [item("a")])
+    await index.delete("gone", ["b"])  # a tombstone is purged too
+    assert await index.purge("gone") == 2
+    assert await ids(index.list()) == ["kept:a"]
+    assert await index.state("gone") is None
+    assert await ids(index.search("text")) == ["kept:a"]
+    await index._write(
+        lambda c: c.execute("INSERT INTO items_fts (items_fts) VALUES ('integrity-check')")
+    )

@@ -246,3 +246,31 @@ def test_cli_serve_binds_to_localhost_by_default(
     assert result.exit_code == 0, result.output
     application, host, port = calls[-1]
     assert port == 9000 and application[asyncrepo.serve.TOKEN_KEY] == "from-the-environment"
+
+
+def test_cli_sync_every_runs_rounds(
+    tmp_path: Path, memtest_scheme: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncrepo.sync
+    from asyncrepo.cli import app
+
+    seen: list[tuple[list[str], timedelta]] = []
+
+    async def one_round(
+        repositories: Any, index: Any, every: timedelta, *, on_round: Any, **options: Any
+    ) -> None:
+        """sync_forever, one round only."""
+        seen.append((sorted(repositories), every))
+        assert options["overlap"] == timedelta(minutes=10)
+        on_round(await asyncrepo.sync.sync(repositories, index, **options))
+
+    monkeypatch.setattr(asyncrepo.sync, "sync_forever", one_round)
+    data = tmp_path / "records.json"
+    data.write_bytes(orjson.dumps({"r1": record(1)}))
+    uri = f"sqlite:///{tmp_path}/i.db"
+    args = ["sync", f"mem=memtest://{data}", "--index", uri, "--every", "15m"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert seen == [(["mem"], timedelta(minutes=15))]
+    report = orjson.loads(result.stdout.splitlines()[0])  # each round's reports
+    assert report["source"] == "mem" and report["seen"] == 1 and report["ok"]

@@ -219,6 +219,7 @@ def sync_command(
                             full=full,
                             **options,
                         )
+                    return  # (sync_forever runs until interrupted)
                 with _Display() as display:
                     reports = await sync(repos, idx, full=full, progress=display.update, **options)
                 _report_lines(reports)
