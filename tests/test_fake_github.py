@@ -391,3 +391,31 @@ def test_dataset_is_deterministic_and_scales() -> None:
     years = {datetime.fromtimestamp(r.created_at, UTC).year for r in big.repos}
     assert len(years) >= 10
     assert any(c in r.name for r in big.repos for c in "-_.")
+
+
+async def test_more_than_the_concurrent_limit_is_a_secondary_rate_limit() -> None:
+    import asyncio
+
+    from tests.fakes.github import make_app, make_dataset
+
+    state = make_dataset(20, seed=0)
+    state.max_concurrent_requests = 3
+    state.latency = 0.5
+    async with serve(make_app(state)) as url, aiohttp.ClientSession() as session:
+        headers = {"Authorization": "Bearer ghp_testtoken"}
+
+        async def one() -> tuple[int, Any, Any]:
+            async with session.get(f"{url}/rate_limit", headers=headers) as free:
+                assert free.status == 200  # /rate_limit is outside the count
+            async with session.get(f"{url}/users/octocat/repos", headers=headers) as response:
+                return response.status, response.headers.copy(), await response.json()
+
+        answers = await asyncio.gather(*(one() for _ in range(5)))
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses == [200, 200, 200, 403, 403]
+    assert state.secondary_limit_hits == 2 and state.peak_in_flight == 3
+    for status, headers_, body in answers:
+        if status == 403:
+            assert headers_["retry-after"] == "60"
+            assert int(headers_["x-ratelimit-remaining"]) > 0
+            assert body["message"].startswith("You have exceeded a secondary rate limit")

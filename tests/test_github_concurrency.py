@@ -119,3 +119,22 @@ def test_page_concurrency_is_checked() -> None:
         with pytest.raises(ConfigurationError, match="page_concurrency"):
             Code(TOKEN, org="acme", page_concurrency=bad)
     assert Repos(TOKEN).page_concurrency == _client.DEFAULT_PAGE_CONCURRENCY == 8
+
+
+async def test_the_default_cap_stays_clear_of_the_fakes_secondary_limit(state) -> None:
+    state.latency = 0.02  # every answer takes 20 ms, counted by the fake itself
+    count, _, repo = await list_acme(state)
+    assert count == expected(state)
+    assert state.secondary_limit_hits == 0 and repo.client.secondary_limited_at is None
+    assert 2 <= state.peak_in_flight <= _client.DEFAULT_PAGE_CONCURRENCY
+
+
+async def test_a_concurrency_secondary_limit_drops_the_listing_to_one_page(state) -> None:
+    state.latency = 0.05
+    state.max_concurrent_requests = 3  # a stricter GitHub than the cap of 8 expects
+    state.secondary_retry_after = 1
+    count, _, repo = await list_acme(state, page_concurrency=8)
+    assert count == expected(state)  # refused pages were retried
+    assert state.secondary_limit_hits >= 1
+    assert repo.client.secondary_limited_at is not None
+    assert repo.client.page_concurrency(8) == 1

@@ -46,6 +46,13 @@ Rate limits
     until the reset time, when the bucket refills. ``/rate_limit`` costs nothing. The limits
     and windows are fields of :class:`GitHubState`, so tests can make them small.
 
+    Secondary limit on concurrency, on by default: more than ``max_concurrent_requests``
+    (100, GitHub's documented figure) requests of one caller in flight at once answer 403
+    with GitHub's secondary-limit body and ``retry-after: 60`` (``secondary_retry_after``;
+    ``secondary_limit_hits``
+    counts them; ``peak_in_flight`` is the most seen; ``latency`` makes every answer take
+    that long, inside the count).
+
 Conditional requests
     200 responses carry a weak ``ETag`` (``W/"<sha256>"``, varying with the caller, like
     GitHub's ``Vary: Authorization``). A matching ``If-None-Match`` gets 304 with no body.
@@ -74,6 +81,7 @@ github.com); every API ``url`` points back at this fake.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -94,6 +102,11 @@ from ._common import FakeControls, controls_middleware, parse_basic_auth
 API_VERSION = "2022-11-28"
 DOCS_REST = "https://docs.github.com/rest"
 DOCS_RATE_LIMITS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+SECONDARY_MESSAGE = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try "
+    "again. If you reach out to GitHub Support for help, please include the request ID "
+    "0000:0000:0000000:0000000:00000000."
+)
 DOCS_SECONDARY = (
     "https://docs.github.com/free-pro-team@latest/rest/overview/"
     "rate-limits-for-the-rest-api#about-secondary-rate-limits"
@@ -296,6 +309,16 @@ class GitHubState:
     code_search_limit: int = 10
     core_window: float = 3600.0
     search_window: float = 60.0
+    # Secondary rate limit on concurrency (GitHub: "No more than 100 concurrent requests are
+    # allowed", per user or app): a request past it gets the secondary-limit answer (403,
+    # retry-after 60). 0 turns it off. ``latency``: seconds every answer takes (within the
+    # count, so that tests can see how many requests a client keeps in flight).
+    max_concurrent_requests: int = 100
+    secondary_retry_after: int = 60
+    latency: float = 0.0
+    in_flight: dict[str, int] = field(default_factory=dict)
+    peak_in_flight: int = 0
+    secondary_limit_hits: int = 0
     buckets: dict[tuple[str, str], RateBucket] = field(default_factory=dict)
     request_count: int = 0
     _by_full_name: dict[str, Repo] = field(default_factory=dict, repr=False)
@@ -1202,13 +1225,26 @@ def github_middleware(state: GitHubState) -> Any:
             body = _rate_limited_body(state, login, request, rid)
             return finish(_json_response(body, 403), bucket, resource)
 
+        caller = login or (request.remote or "")
+        in_flight = state.in_flight.get(caller, 0) + 1
+        if 0 < state.max_concurrent_requests < in_flight:
+            state.secondary_limit_hits += 1
+            response = _error(403, SECONDARY_MESSAGE, DOCS_SECONDARY)
+            response.headers["retry-after"] = str(state.secondary_retry_after)
+            return finish(response, bucket, resource)
+        state.in_flight[caller] = in_flight
+        state.peak_in_flight = max(state.peak_in_flight, in_flight)
         try:
+            if state.latency:
+                await asyncio.sleep(state.latency)
             response = await handler(request)
         except web.HTTPException as exc:
             if exc.status in (404, 405):
                 response = _error(404, "Not Found", DOCS_REST)
             else:
                 raise
+        finally:
+            state.in_flight[caller] -= 1
         if (
             response.status == 200
             and request.method in ("GET", "HEAD")
@@ -1987,11 +2023,7 @@ def secondary_rate_limit_fault(
     bucket = state.bucket("core", login)
     headers = _rate_headers(bucket, "core")
     headers["retry-after"] = str(retry_after)
-    message = (
-        "You have exceeded a secondary rate limit. Please wait a few minutes before you try "
-        "again. If you reach out to GitHub Support for help, please include the request ID "
-        "0000:0000:0000000:0000000:00000000."
-    )
+    message = SECONDARY_MESSAGE
     state.controls.inject(
         status,
         headers=headers,
