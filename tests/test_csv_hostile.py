@@ -39,9 +39,11 @@ async def server() -> AsyncIterator[CSVServer]:
 
 
 @pytest.mark.parametrize("newlines", [True, False])
-@pytest.mark.parametrize("worker_thread", [False, True])
+@pytest.mark.parametrize(
+    ("worker_thread", "backend"), [(False, "python"), (True, "python"), (False, "auto")]
+)
 async def test_a_16_mb_field_does_not_hold_the_loop(
-    tmp_path: Path, newlines: bool, worker_thread: bool
+    tmp_path: Path, newlines: bool, worker_thread: bool, backend: str
 ) -> None:
     """The loop turns while a 16 MB quoted field is read: at least once per MiB (the
     listing hands the loop back after every chunk and parses a long record in a worker
@@ -50,7 +52,7 @@ async def test_a_16_mb_field_does_not_hold_the_loop(
     field = line * (BIG // 100)
     path = tmp_path / "long.csv"
     path.write_text(f'id,big,after\n1,small,a\n2,"{field}",b\n3,small,needle\n', newline="")
-    repo = CSVRows(path, worker_thread=worker_thread)
+    repo = CSVRows(path, worker_thread=worker_thread, backend=backend)
     async with loop_turns() as turns:
         items = await collect(repo.list())
     assert [len(i.raw["big"]) for i in items] == [5, len(field), 5]

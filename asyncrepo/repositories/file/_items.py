@@ -10,13 +10,8 @@ from typing import Any, SupportsIndex, cast, overload
 
 from ...convert import parse_datetime
 from ...exceptions import ConfigurationError
-from ...repository import Item, Repository
-
-try:
-    from ...item import plain_items
-except ImportError:  # the core before asyncrepo.item existed
-    from ...repository import plain_items  # type: ignore[attr-defined,no-redef,unused-ignore]
-
+from ...item import Item, plain_items
+from ...repository import Repository
 from ._errors import SOURCE
 
 __all__ = ["FIELD_NAMES", "INDEX", "RowItems", "RowShape", "raws_maker", "unique_columns"]
