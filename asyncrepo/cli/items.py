@@ -178,7 +178,7 @@ def search_command(
         typer.Option(
             "--index",
             metavar="URI",
-            help="Search an index (sqlite:///path.db, opensearch+http://host/index), "
+            help="Search an index (sqlite:///path.db, osindex+http://host:9200/name), "
             "opened as a source; with other sources, federated with them.",
         ),
     ] = None,
