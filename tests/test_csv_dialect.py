@@ -141,3 +141,28 @@ async def test_comma_files_list_as_dictreader_reads_them(
     with path.open(newline="", encoding="utf-8") as f:
         want = [row for row in csv.DictReader(f)]
     assert [i.raw for i in await collect(CSVRows(path).list())] == want
+
+
+async def test_a_detected_delimiter_serves_the_offset_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file larger than what is read ahead: its gets seek through the index, which
+    parses with the detected delimiter."""
+    from asyncrepo.repositories.file import _get, _offsets
+
+    builds = 0
+    build = _offsets.build_index
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal builds
+        builds += 1
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(_get, "build_index", counted)
+    rows = [["id", "text"]] + [[f"k{n}", f"line {n}; a, b\nand more"] for n in range(5000)]
+    path = tmp_path / "big.csv"
+    path.write_text(text_of(rows, ";"), newline="")
+    repo = CSVRows(path, identifier="id")
+    for n in (4999, 0, 2500):
+        assert (await repo.get(f"k{n}")).raw == {"id": f"k{n}", "text": rows[n + 1][1]}
+    assert builds == 1
