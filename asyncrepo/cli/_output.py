@@ -199,10 +199,9 @@ class Output:
 def _record(item: Item) -> dict[str, Any]:
     """``item.to_dict()``, built in one dict display: dates stay datetimes, which orjson
     writes as ``isoformat()`` does (RFC 3339), at a fraction of the cost a row."""
-    repository = item.repository
     return {
         "identifier": item.identifier,
-        "source": repository.name if repository is not None else None,
+        "source": item.source,  # an index's items name the source they were synced from
         "title": item.title,
         "text": item.text,
         "url": item.url,
