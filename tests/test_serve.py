@@ -205,6 +205,12 @@ def test_cli_sync_status_and_search(tmp_path: Path, memtest_scheme: None) -> Non
 
     found = asyncio.run(search())
     assert found and all(i.startswith("mem:") for i in found)
+    # ... and from the command line, each result names the source it was synced from.
+    result = runner.invoke(app, ["search", "banana", "--index", uri, "-f", "jsonl"])
+    assert result.exit_code == 0, result.output
+    printed = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(r["identifier"] for r in printed) == sorted(found)
+    assert {r["source"] for r in printed} == {"mem"}
 
     # A failing source: exit 1, its error on stderr, the state records it.
     result = runner.invoke(
