@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from typing import Any, Protocol
 
-__all__ = ["Item", "ItemSource", "plain_items"]
+__all__ = ["Item", "ItemSource", "collect_strings", "plain_items"]
 
 _ITEM_FIELDS = ("title", "text", "url", "created_at", "updated_at", "author", "kind")
 
@@ -105,3 +105,18 @@ def plain_items(
         item.title = item.text = item.url = item.author = item.kind = None
         item.created_at = item.updated_at = None
         yield item
+
+
+def collect_strings(value: Any, out: list[str]) -> None:
+    """Append to ``out`` every string and number in ``value`` (a raw record), at any depth:
+    the text a naive search matches and an index makes searchable."""
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            collect_strings(v, out)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            collect_strings(v, out)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        out.append(str(value))

@@ -50,7 +50,7 @@ from .exceptions import (
     MalformedResponse,
     UnsupportedOption,
 )
-from .item import Item, ItemSource, plain_items
+from .item import Item, ItemSource, collect_strings, plain_items
 from .pagination import Batch, pump
 
 __all__ = [
@@ -686,24 +686,11 @@ def search_terms(query: str) -> tuple[str, ...]:
     return tuple(p.casefold() for p in parts if p.strip()) or (query.casefold(),)
 
 
-def _strings(value: Any, out: list[str]) -> None:
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _strings(v, out)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            _strings(v, out)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        out.append(str(value))
-
-
 def naive_match(item: Item, terms: Iterable[str]) -> bool:
     """True when every term occurs, case-insensitively, in the item's raw values (at any
     depth) or its title, text, url or author."""
     strings: list[str] = []
-    _strings(item.raw, strings)
+    collect_strings(item.raw, strings)
     for name in ("title", "text", "url", "author"):
         value = getattr(item, name)
         if value:

@@ -44,6 +44,7 @@ from ..exceptions import (
     RateLimited,
 )
 from ..http import Auth, BasicAuth, BearerAuth, HTTPClient, NoAuth, RetryPolicy
+from ..item import collect_strings
 from ..pagination import Batch
 from ..repository import Item, PageRequest
 from ..wire import Response
@@ -126,19 +127,6 @@ def _date(value: Any) -> datetime | None:
 
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
-
-
-def _strings(value: Any, out: list[str]) -> None:
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _strings(v, out)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            _strings(v, out)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        out.append(str(value))
 
 
 def text_query(query: str) -> list[dict[str, Any]]:
@@ -317,7 +305,7 @@ class OpenSearchIndex(Index):
             body = text
         else:
             strings: list[str] = []
-            _strings(item.raw, strings)
+            collect_strings(item.raw, strings)
             body = " ".join(strings)
         created, updated = item.created_at, item.updated_at
         return {

@@ -35,6 +35,7 @@ from urllib.parse import SplitResult, parse_qsl, unquote
 import orjson
 
 from ..exceptions import ConfigurationError, InvalidQuery, SourceUnavailable
+from ..item import collect_strings
 from ..pagination import Batch
 from ..repository import Item, PageRequest
 from .base import (
@@ -147,19 +148,6 @@ _COLUMNS = (
 #: BM25 column weights: title, body, author.
 _WEIGHTS = "10.0, 1.0, 2.0"
 _SNIPPET_TOKENS = 24
-
-
-def _strings(value: Any, out: list[str]) -> None:
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _strings(v, out)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            _strings(v, out)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        out.append(str(value))
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -307,7 +295,7 @@ class SQLiteIndex(Index):
                     body = text
                 else:
                     strings: list[str] = []
-                    _strings(item.raw, strings)
+                    collect_strings(item.raw, strings)
                     body = " ".join(strings)
                 created, updated = item.created_at, item.updated_at
                 created_s = created.timestamp() if created is not None else None
