@@ -24,7 +24,7 @@ import csv
 from array import array
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import accumulate, chain
 from typing import Any, BinaryIO
@@ -238,7 +238,10 @@ def read_rows_at(
     the ``length`` bytes there (whole records); ``None`` if there are fewer."""
     file.seek(offset)
     text = file.read(length).decode(encoding)
-    for values in csv.reader(split_lines(text), **csv_kwargs):
+    lines: Iterable[str] = split_lines(text)
+    if length > _CHUNK:  # long records, read in a worker thread: let the GIL move between lines
+        lines = (line for line in lines)
+    for values in csv.reader(lines, **csv_kwargs):
         if values:
             if not skip:
                 return values
