@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, unquote, urlunsplit
+from urllib.parse import SplitResult, unquote, urlunsplit
 
 from ...exceptions import ConfigurationError
 from ...repository import Repository
+from .._uri import checked_http_uri
 
 __all__ = ["SCHEMES", "from_uri"]
 
@@ -54,27 +55,16 @@ _CREDENTIALS = {
 
 def from_uri(parts: SplitResult, options: dict[str, Any]) -> Repository:
     """A repository for an ``es+https://`` / ``opensearch+https://``... URI (see the module)."""
-    scheme = parts.scheme.lower()
-    if scheme not in SCHEMES:
-        raise ConfigurationError(f"not an Elasticsearch URI scheme: {scheme!r}", source="elastic")
-    if parts.username is not None or parts.password is not None:
-        raise ConfigurationError(
-            "put credentials in the api_key= / username= / password= / token= options or the "
-            "ELASTIC_* environment variables, not in the URI",
-            source="elastic",
-        )
-    if not parts.hostname:
-        raise ConfigurationError(
-            "an Elasticsearch URI needs a host: es+https://HOST[:PORT][/INDEX]", source="elastic"
-        )
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in _PARAMS:
-            raise ConfigurationError(
-                f"unknown URI parameter {key!r} (accepted: {', '.join(_PARAMS)})",
-                source="elastic",
-            )
-        query[key] = value
+    scheme, query = checked_http_uri(
+        parts,
+        vendor="Elasticsearch",
+        source="elastic",
+        schemes=SCHEMES,
+        credentials="the api_key= / username= / password= / token= options or the ELASTIC_* "
+        "environment variables",
+        example="es+https://HOST[:PORT][/INDEX]",
+        params=_PARAMS,
+    )
     segments = [unquote(s) for s in parts.path.split("/") if s]
     index: str | None = segments[-1] if segments else None
     prefix = "/" + "/".join(segments[:-1]) if len(segments) > 1 else ""

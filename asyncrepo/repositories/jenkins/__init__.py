@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, urlunsplit
+from urllib.parse import SplitResult, urlunsplit
 
 from ...exceptions import ConfigurationError
 from ...repository import Repository
+from .._uri import checked_http_uri
 
 __all__ = ["from_uri"]
 
@@ -33,27 +34,15 @@ _QUERY_PARAMS = ("resource", "job", "folder")
 
 def from_uri(parts: SplitResult, options: dict[str, Any]) -> Repository:
     """A Jenkins repository for a ``jenkins+https://`` / ``jenkins+http://`` URI."""
-    scheme = parts.scheme.lower()
-    if scheme not in ("jenkins+https", "jenkins+http"):
-        raise ConfigurationError(f"not a Jenkins URI scheme: {scheme!r}", source="jenkins")
-    if parts.username is not None or parts.password is not None:
-        raise ConfigurationError(
-            "put Jenkins credentials in the username= / api_token= options or in "
-            "JENKINS_USER / JENKINS_API_TOKEN, not in the URI",
-            source="jenkins",
-        )
-    if not parts.hostname:
-        raise ConfigurationError(
-            "a Jenkins URI needs a host: jenkins+https://HOST", source="jenkins"
-        )
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in _QUERY_PARAMS:
-            raise ConfigurationError(
-                f"unknown Jenkins URI parameter {key!r} (accepted: {', '.join(_QUERY_PARAMS)})",
-                source="jenkins",
-            )
-        query[key] = value
+    scheme, query = checked_http_uri(
+        parts,
+        vendor="Jenkins",
+        source="jenkins",
+        schemes=("jenkins+https", "jenkins+http"),
+        credentials="the username= / api_token= options or in JENKINS_USER / JENKINS_API_TOKEN",
+        example="jenkins+https://HOST",
+        params=_QUERY_PARAMS,
+    )
     resource = query.pop("resource", "jobs")
     if resource not in _RESOURCES:
         raise ConfigurationError(

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, urlunsplit
+from urllib.parse import SplitResult, urlunsplit
 
 from ...exceptions import ConfigurationError
 from ...repository import Repository
+from .._uri import checked_http_uri
 
 __all__ = ["from_uri"]
 
@@ -31,25 +32,15 @@ _QUERY_PARAMS = ("project", "resource", "deployment")
 
 def from_uri(parts: SplitResult, options: dict[str, Any]) -> Repository:
     """A Jira repository for a ``jira+https://`` / ``jira+http://`` URI (see the module)."""
-    scheme = parts.scheme.lower()
-    if scheme not in ("jira+https", "jira+http"):
-        raise ConfigurationError(f"not a Jira URI scheme: {scheme!r}", source="jira")
-    if parts.username is not None or parts.password is not None:
-        raise ConfigurationError(
-            "put Jira credentials in the username= / password= options or in JIRA_USERNAME / "
-            "JIRA_API_TOKEN, not in the URI",
-            source="jira",
-        )
-    if not parts.hostname:
-        raise ConfigurationError("a Jira URI needs a host: jira+https://HOST", source="jira")
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in _QUERY_PARAMS:
-            raise ConfigurationError(
-                f"unknown Jira URI parameter {key!r} (accepted: {', '.join(_QUERY_PARAMS)})",
-                source="jira",
-            )
-        query[key] = value
+    scheme, query = checked_http_uri(
+        parts,
+        vendor="Jira",
+        source="jira",
+        schemes=("jira+https", "jira+http"),
+        credentials="the username= / password= options or in JIRA_USERNAME / JIRA_API_TOKEN",
+        example="jira+https://HOST",
+        params=_QUERY_PARAMS,
+    )
     resource = query.get("resource", "issues")
     if resource not in _RESOURCES:
         raise ConfigurationError(
