@@ -1,6 +1,7 @@
 """The parsing pipeline that pulls its bytes: bytes -> (gunzipped) bytes -> text -> CSV
-rows, for a worker thread (a download) or the event loop's thread (a local file, whose
-bytes never wait). A listing that parses as the bytes are pushed uses ``_incremental``.
+rows, run in a worker thread (a download's bytes are waited for there; a long record
+would hold the event loop). A listing that parses as the bytes are pushed, on the loop,
+uses ``_incremental``.
 
 ``Parsing`` is what the listing, the search and the get need of the repository.
 """
