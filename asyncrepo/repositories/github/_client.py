@@ -92,7 +92,7 @@ class GitHubClient(HTTPClient):
         limiter: AsyncLimiter | None = None,
         cache: ResponseCache | None = None,
         verify_ssl: bool = True,
-        trust_env: bool = False,
+        trust_env: bool = True,
     ) -> None:
         if token is not None and not isinstance(token, str):
             raise ConfigurationError("the GitHub token must be a string", source=source)

@@ -119,7 +119,7 @@ class Code(GitHubRepository):
         limiter: AsyncLimiter | None = None,
         page_concurrency: int = DEFAULT_PAGE_CONCURRENCY,
         verify_ssl: bool = True,
-        trust_env: bool = False,
+        trust_env: bool = True,
     ) -> None:
         source = self.name
         if sum(v is not None for v in (user, org, repo)) > 1:

@@ -193,7 +193,7 @@ class Repos(GitHubRepository):
         limiter: AsyncLimiter | None = None,
         page_concurrency: int = DEFAULT_PAGE_CONCURRENCY,
         verify_ssl: bool = True,
-        trust_env: bool = False,
+        trust_env: bool = True,
     ) -> None:
         source = self.name
         if user is not None and org is not None:
