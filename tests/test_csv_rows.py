@@ -959,3 +959,14 @@ async def test_where_parsing_runs(
     async with CSVRows(path, worker_thread=worker_thread, backend="python") as repo:
         assert len(await collect(repo.list())) == 3 * SLICE_ROWS
         assert (hops > 0) is worker_thread
+
+
+async def test_a_directory_and_a_demo_with_a_path_are_told_apart(tmp_path: Path) -> None:
+    import asyncrepo
+
+    with pytest.raises(ConfigurationError, match="takes nothing after the colon"):
+        asyncrepo.open("demo:x")
+    repo = asyncrepo.open(str(tmp_path))
+    with pytest.raises(ConfigurationError, match="is a directory"):
+        _ = [item async for item in repo.list()]
+    await repo.aclose()

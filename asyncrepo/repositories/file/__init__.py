@@ -36,6 +36,10 @@ def from_uri(parts: SplitResult, options: dict[str, Any]) -> Repository:
     from .csv_rows import CSVRows
 
     if parts.scheme == "demo":
+        if parts.path or parts.query or parts.fragment or parts.netloc:
+            raise ConfigurationError(
+                f"demo: takes nothing after the colon, not {parts.geturl()!r}", source="demo"
+            )
         return demo(**options)
     if parts.scheme in ("http", "https"):
         return CSVRows(parts.geturl(), **options)

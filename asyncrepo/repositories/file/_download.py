@@ -229,7 +229,11 @@ async def _open_bytes(
     if path is not None:
         try:
             local = FileChunks(path)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        except IsADirectoryError:
+            raise ConfigurationError(
+                f"{path} is a directory: name a CSV file in it", source=SOURCE
+            ) from None
+        except (FileNotFoundError, NotADirectoryError):
             raise ConfigurationError(f"no such file: {path}", source=SOURCE) from None
         except OSError as exc:
             raise ConfigurationError(
