@@ -364,6 +364,12 @@ def lying_app(mode: str) -> web.Application:
             return web.Response(text=listing(["k"], "again"), content_type=xml)
         if mode == "no-token":
             return web.Response(text=listing(["k"], None, truncated=True), content_type=xml)
+        if mode == "pages":  # three honest pages
+            seen = calls.setdefault(f"token={token}", 0)
+            calls[f"token={token}"] = seen + 1
+            following = {None: "p2", "p2": "p3", "p3": None}[token]
+            keys = [f"{token or 'p1'}-{i}" for i in range(3)]
+            return web.Response(text=listing(keys, following), content_type=xml)
         if mode == "cycle":
             following = {None: "A", "A": "B", "B": "A"}[token]
             return web.Response(text=listing([f"k{calls['n']}"], following), content_type=xml)
@@ -448,3 +454,28 @@ def test_botocore_models_read_with_orjson_are_the_same() -> None:
         assert _client._OrjsonFileLoader().load_file(endpoints) == JSONFileLoader().load_file(
             endpoints
         )
+
+
+async def test_read_ahead_asks_for_every_page_once(aws_env: None) -> None:
+    """The next page is asked for as soon as a page's tree is there (read-ahead), and the
+    listing then uses that answer: no page is requested twice."""
+    app = lying_app("pages")
+    async with serve(app) as url:
+        repo = S3Objects("b", client_kwargs={"endpoint_url": url})
+        used: list[Any] = []
+
+        class Ahead(dict[Any, Any]):
+            def pop(self, key: Any, default: Any = None) -> Any:
+                found = super().pop(key, default)
+                used.append(found is not None)
+                return found
+
+        repo._ahead = Ahead()
+        async with repo:
+            keys = [item.identifier async for item in repo.list()]
+            assert not repo._ahead  # every read-ahead was used
+        assert used == [False, True, True]  # pages 2 and 3 came from read-aheads
+    assert keys == [f"{page}-{i}" for page in ("p1", "p2", "p3") for i in range(3)]
+    calls = app[CALLS]
+    assert calls["n"] == 3
+    assert (calls["token=None"], calls["token=p2"], calls["token=p3"]) == (1, 1, 1)

@@ -39,6 +39,7 @@ from xml.etree.ElementTree import Element, ParseError, fromstring
 
 __all__ = [
     "RAW_BODY",
+    "Element",
     "ParseError",
     "ShapeParser",
     "capturing",
