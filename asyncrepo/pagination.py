@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import itertools
 import re
 from collections import deque
@@ -74,9 +75,11 @@ class Batch:
     next_state: JSON = None
     following: Following = None
     #: The items, not made yet (``items`` is empty until then): ``pump`` calls it once the
-    #: next page's request is out, so mapping one page's records overlaps the next page's
-    #: round trip instead of delaying it.
-    build: Callable[[], list[Item]] | None = field(default=None, kw_only=True)
+    #: next page's request is out, so mapping one page's records (or fetching what they
+    #: point to: it may be a coroutine) overlaps the next page's round trip.
+    build: Callable[[], list[Item] | Awaitable[list[Item]]] | None = field(
+        default=None, kw_only=True
+    )
 
 
 class PaginationLoop(MalformedResponse):
@@ -152,7 +155,9 @@ async def pump(
                 if pending:
                     for _ in range(SEND_TURNS):  # let the next request reach the wire first
                         await asyncio.sleep(0)
-                batch.items, batch.build = batch.build(), None
+                built = batch.build()
+                batch.build = None
+                batch.items = await built if inspect.isawaitable(built) else built
             yield state, batch
             if not pending:
                 return

@@ -37,7 +37,7 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,7 +51,6 @@ from ...exceptions import (
     AsyncRepoError,
     AuthenticationError,
     ConfigurationError,
-    MalformedResponse,
     RateLimited,
     SourceUnavailable,
 )
@@ -63,8 +62,8 @@ from ...http import (
     _parse_retry_after,
     redact_url,
 )
-from ...pagination import Batch, NextToken, PaginationLoop, PreparedRequest, dig, state_key
-from ...repository import PageRequest
+from ...pagination import Batch, NextToken, PreparedRequest, dig
+from ...repository import Item, PageRequest
 from ...rest import RESTRepository
 
 __all__ = [
@@ -82,11 +81,6 @@ JSON = Any
 _RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 _SCOPE_REASONS = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
 _SCOPE_IN_HEADER = re.compile(r'scope="([^"]*)"')
-#: Consecutive empty pages (with a next token) a listing accepts before calling it a loop.
-MAX_EMPTY_PAGES = 100
-#: Event-loop turns given to the next page's request to reach the wire (see ``stream``); a
-#: pooled connection takes about 5 (measured: aiohttp's send path awaits several times).
-SEND_TURNS = 8
 
 
 # -- credentials ----------------------------------------------------------------------------
@@ -509,15 +503,11 @@ class RawPage:
 class GoogleRepository(RESTRepository):
     """A Google listing: pages follow ``nextPageToken``.
 
-    ``stream`` pipelines the pages: as soon as a page's body is decoded and its token read,
-    the next page's request is started (and given ``SEND_TURNS`` turns of the event loop to
-    reach the wire); only then are the page's items built (Gmail: its messages fetched),
-    while that request is in flight. With the core's ``pump`` the items of a page are built
-    before the next request starts, which costs their CPU time on every page of a
-    token-chained listing. A token seen before in the listing raises ``PaginationLoop``;
-    ``MAX_EMPTY_PAGES`` pages in a row without an item, each with a fresh token, end in
-    ``MalformedResponse``. A source implements ``fetch_raw`` (the declarative ``endpoint``
-    by default) and ``build`` (``to_item`` over the records by default).
+    A page is fetched and decoded (``fetch_raw``: the declarative ``endpoint`` by default),
+    then its items are built (``build``: ``to_item`` over the records by default; Gmail
+    fetches its messages there). The core's ``pump`` starts the next page's request before
+    building (``Batch.build``), so building overlaps that round trip; it also stops token
+    loops and endless empty pages.
     """
 
     client: GoogleClient
@@ -542,54 +532,15 @@ class GoogleRepository(RESTRepository):
     async def fetch_page(self, request: PageRequest, state: JSON) -> Batch:
         return await self.build(request, await self.fetch_raw(request, state))
 
-    async def stream(self, request: PageRequest, state: JSON) -> AsyncIterator[tuple[JSON, Batch]]:
-        seen = {state_key(state)}
-        empty = 0
-        fetch: asyncio.Task[RawPage] | None = self._start(self.fetch_raw(request, state))
-        try:
-            while fetch is not None:
-                page = await fetch
-                fetch = None
-                following = page.next_state
-                if following is not None:
-                    key = state_key(following)
-                    if key in seen:
-                        raise PaginationLoop(
-                            f"the vendor led the listing back to a page it had already served, "
-                            f"after {len(seen)} pages: stopped instead of repeating items forever",
-                            source=self.name,
-                        )
-                    seen.add(key)
-                    fetch = self._start(self.fetch_raw(request, following))
-                    for _ in range(SEND_TURNS):  # let that request go out first
-                        await asyncio.sleep(0)
-                batch = await self.build(request, page)
-                if not batch.items and following is not None:
-                    empty += 1
-                    if empty > MAX_EMPTY_PAGES:
-                        raise self.loop_error(f"returned {empty} empty pages in a row")
-                else:
-                    empty = 0
-                yield page.state, batch
-        finally:
-            if fetch is not None:
-                fetch.cancel()
-                await asyncio.gather(fetch, return_exceptions=True)
+    def page_fetcher(self, request: PageRequest) -> Callable[[JSON], Awaitable[Batch]]:
+        async def fetch(state: JSON) -> Batch:
+            page = await self.fetch_raw(request, state)
+            return Batch([], page.next_state, build=lambda: self._items_of(request, page))
 
-    def _start(self, work: Coroutine[Any, Any, RawPage]) -> asyncio.Task[RawPage]:
-        """A task the repository's ``aclose()`` cancels if its stream was abandoned."""
-        task = asyncio.ensure_future(work)
-        background = self.background_tasks
-        background.add(task)
-        task.add_done_callback(background.discard)
-        return task
+        return fetch
 
-    def loop_error(self, what: str) -> MalformedResponse:
-        return MalformedResponse(
-            f"the listing would not end: the vendor {what}",
-            source=self.name,
-            url=redact_url(self.client.base_url),
-        )
+    async def _items_of(self, request: PageRequest, page: RawPage) -> list[Item]:
+        return (await self.build(request, page)).items
 
 
 # -- helpers --------------------------------------------------------------------------------
