@@ -455,3 +455,11 @@ async def test_endless_empty_pages_with_new_next_links_end_in_our_error() -> Non
     async with serve(app) as base, Links(base) as repo:
         with pytest.raises(MalformedResponse, match="empty pages in a row"):
             await collect(repo.list())
+
+
+async def test_a_csv_url_trickling_forever_ends_at_the_download_timeout() -> None:
+    async with serve(trickle_app(interval=0.2)) as base:
+        repo = CSVRows(f"{base}/slow.csv", download_timeout=1.0, retry=ONCE, reject_html=False)
+        async with repo:
+            with pytest.raises(SourceTimeout, match="within 1s"):
+                await collect(repo.list())

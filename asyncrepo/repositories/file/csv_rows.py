@@ -19,6 +19,9 @@ C ``csv`` module; memory stays flat in the file size (unless ``cache="memory"``)
   index skips rows without building them, and a get by column compares identifiers before
   building any item.
 * ``worker_thread=True`` runs all parsing in a worker thread, listings too (``_rows.Rows``).
+* A URL's download has no total time limit by default (a big file may take minutes);
+  ``download_timeout=`` sets one, so a server trickling bytes cannot hold a call open
+  (``timeout=`` bounds connecting and each read).
 
 Ragged rows follow ``csv.DictReader``: values past the header go to a list under
 ``restkey`` (default ``"_extra"``, JSON-friendly where DictReader uses ``None``), missing
@@ -127,6 +130,7 @@ class CSVRows(Repository):
         auth: Auth | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = 60.0,
+        download_timeout: float | None = None,
         worker_thread: bool | None = None,
         reject_html: bool = True,
         backend: str = "auto",
@@ -215,6 +219,7 @@ class CSVRows(Repository):
         # pyarrow lists local files where it is installed (see _arrow), unless told not to.
         self._native = backend != "python" and self.path is not None and native_available()
         self._headers, self._auth, self._retry, self._timeout = headers, auth, retry, timeout
+        self._download_timeout = download_timeout
         self._client: HTTPClient | None = None
 
     def scope(self) -> Any:
@@ -243,6 +248,7 @@ class CSVRows(Repository):
                 auth=self._auth,
                 retry=self._retry,
                 timeout=self._timeout,
+                download_timeout=self._download_timeout,
             )
         return self._client
 
