@@ -538,10 +538,14 @@ class Repository:
                             "instead of following them forever",
                             source=self.name,
                         )
-                if terms is None and since is None and seen is None:  # no per-item work
+                if terms is None and since is None:
                     selection = items[start:] if start else items
-                    yield state, range(start, len(items)), selection, batch.next_state
-                    continue
+                    # The common case: no filter, and (checked for the page at once, in C)
+                    # no identifier seen before. Otherwise the item-by-item path below.
+                    if seen is None or seen.add_all([i.identifier for i in selection]):
+                        stalled = 0
+                        yield state, range(start, len(items)), selection, batch.next_state
+                        continue
                 indices: list[int] = []
                 selected: builtins.list[Item] = []
                 stop = False
@@ -662,6 +666,22 @@ class _SeenIdentifiers:
         self._half = max(1, window // 2)
         self._young: set[str] = set()
         self._old: set[str] = set()
+
+    def add_all(self, identifiers: builtins.list[str]) -> bool:
+        """Remember every identifier and return True, if none was remembered already and none
+        repeats; else remember nothing and return False (then ``add`` them one by one)."""
+        fresh = set(identifiers)
+        if (
+            len(fresh) != len(identifiers)
+            or not fresh.isdisjoint(self._young)
+            or not fresh.isdisjoint(self._old)
+        ):
+            return False
+        young = self._young
+        young |= fresh
+        if len(young) >= self._half:
+            self._old, self._young = young, set()
+        return True
 
     def add(self, identifier: str) -> bool:
         """Remember ``identifier``; False if it was remembered already."""
