@@ -284,3 +284,41 @@ async def test_large_user_pages_are_assembled_from_capped_vendor_pages() -> None
 
     pages = await collect(Capped(make_records(95)).list_pages(page_size=40))
     assert [len(p) for p in pages] == [40, 40, 15]
+
+
+class Repeating(Repository):
+    """Pages of identifiers as given: repeats within a page and across pages."""
+
+    name = "test.repeating"
+
+    def __init__(self, pages: list[list[str]]) -> None:
+        self.pages = pages
+
+    async def fetch_page(self, request: PageRequest, state: Any) -> Batch:
+        index = state or 0
+        following = index + 1 if index + 1 < len(self.pages) else None
+        return Batch([Item(i, {"i": i}, self) for i in self.pages[index]], following)
+
+
+@pytest.mark.parametrize("page_size", [1, 2, 100])
+async def test_a_listing_gives_each_identifier_once(page_size: int) -> None:
+    repo = Repeating([["a", "b", "a"], ["c", "b"], ["d", "e"], ["e", "f", "f"]])
+    pages = [page async for page in repo.list_pages(page_size=page_size)]
+    assert [i.identifier for p in pages for i in p] == ["a", "b", "c", "d", "e", "f"]
+    # Resuming from any cursor continues without loss (a fresh listing: its own memory).
+    for page in pages[:-1]:
+        assert page.cursor is not None
+        rest = [i.identifier async for i in repo.list(cursor=page.cursor, page_size=page_size)]
+        assert rest and rest[-1] == "f"
+
+
+def test_seen_identifiers_remember_at_least_half_the_window() -> None:
+    from asyncrepo.repository import _SeenIdentifiers
+
+    seen = _SeenIdentifiers(10)
+    assert seen.add_all(["a", "b"]) and not seen.add_all(["c", "a"]) and seen.add("c")
+    assert not seen.add_all(["x", "x"])  # a repeat within the page: item by item instead
+    for n in range(100):
+        assert seen.add(f"n{n}")
+    assert all(not seen.add(f"n{n}") for n in range(95, 100))
+    assert seen.add("a")  # long forgotten: the memory is bounded
