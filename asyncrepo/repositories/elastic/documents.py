@@ -486,9 +486,9 @@ class Documents(RESTRepository):
         if walk.pit is not None and isinstance(new_pit, str) and new_pit:
             walk.pit = new_pit  # Elasticsearch may hand out a new id: always use the latest
         records = self.records(response, data, "hits.hits")
-        items = self.items(response, records)
         next_state, _ = paginator.advance(response, data, records, state, request.page_size)
-        return Batch(items, next_state)
+        # The items are made by pump once the next page's request is out (Batch.build).
+        return Batch([], next_state, build=lambda: self.items(response, records))
 
     async def aclose(self) -> None:
         await self.cancel_background()  # prefetches first: none may reopen the client
