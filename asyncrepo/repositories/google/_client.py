@@ -512,6 +512,38 @@ class GoogleRepository(RESTRepository):
 
     client: GoogleClient
 
+    def connect(
+        self,
+        base_url: str,
+        *,
+        token: str | None,
+        credentials: Any,
+        credentials_file: str | os.PathLike[str] | None,
+        subject: str | None,
+        scopes: Sequence[str],
+        retry: RetryPolicy | None,
+        timeout: float | None,
+        max_connections: int,
+    ) -> None:
+        """Make ``self.client`` from the constructor's credential and transport options."""
+        auth = make_credentials(
+            token=token,
+            credentials=credentials,
+            credentials_file=credentials_file,
+            subject=subject,
+            scopes=scopes,
+            source=self.name,
+        )
+        self.client = GoogleClient(
+            base_url,
+            source=self.name,
+            credentials=auth,
+            scopes=scopes,
+            retry=retry,
+            timeout=timeout,
+            max_connections=max_connections,
+        )
+
     async def fetch_raw(self, request: PageRequest, state: JSON) -> RawPage:
         endpoint = self.endpoint(request)
         base = PreparedRequest(

@@ -46,11 +46,9 @@ from ...http import RetryPolicy
 from ...pagination import Batch, PreparedRequest
 from ...repository import Capabilities, Item, PageRequest
 from ._client import (
-    GoogleClient,
     GoogleRepository,
     PageToken,
     RawPage,
-    make_credentials,
     positive_int,
     rfc3339,
 )
@@ -114,18 +112,12 @@ class Events(GoogleRepository):
         self.sync_token: str | None = None
         #: True when the last incremental listing had to restart as a full one (410).
         self.full_sync_required = False
-        auth = make_credentials(
+        self.connect(
+            base_url,
             token=token,
             credentials=credentials,
             credentials_file=credentials_file,
             subject=subject,
-            scopes=scopes,
-            source=self.name,
-        )
-        self.client = GoogleClient(
-            base_url,
-            source=self.name,
-            credentials=auth,
             scopes=scopes,
             retry=retry,
             timeout=timeout,

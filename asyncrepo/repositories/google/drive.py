@@ -49,10 +49,8 @@ from ...http import RetryPolicy
 from ...repository import Capabilities, Item, PageRequest
 from ...rest import Endpoint
 from ._client import (
-    GoogleClient,
     GoogleRepository,
     PageToken,
-    make_credentials,
     positive_int,
     rfc3339,
 )
@@ -136,18 +134,12 @@ class Files(GoogleRepository):
         self.mime_types = tuple(mime_types or ())
         self.include_trashed = bool(include_trashed)
         self.all_drives = bool(all_drives)
-        auth = make_credentials(
+        self.connect(
+            base_url,
             token=token,
             credentials=credentials,
             credentials_file=credentials_file,
             subject=subject,
-            scopes=scopes,
-            source=self.name,
-        )
-        self.client = GoogleClient(
-            base_url,
-            source=self.name,
-            credentials=auth,
             scopes=scopes,
             retry=retry,
             timeout=timeout,

@@ -44,11 +44,9 @@ from ...pagination import Batch
 from ...repository import Capabilities, Item, PageRequest
 from ...rest import Endpoint
 from ._client import (
-    GoogleClient,
     GoogleRepository,
     PageToken,
     RawPage,
-    make_credentials,
     positive_int,
 )
 
@@ -180,18 +178,12 @@ class Mail(GoogleRepository):
         self.format = format
         self.include_spam_trash = bool(include_spam_trash)
         self.concurrency = positive_int(concurrency, "concurrency", self.name)
-        auth = make_credentials(
+        self.connect(
+            base_url,
             token=token,
             credentials=credentials,
             credentials_file=credentials_file,
             subject=subject,
-            scopes=scopes,
-            source=self.name,
-        )
-        self.client = GoogleClient(
-            base_url,
-            source=self.name,
-            credentials=auth,
             scopes=scopes,
             retry=retry,
             timeout=timeout,
