@@ -58,6 +58,7 @@ __all__ = [
     "BearerAuth",
     "HTTPClient",
     "NoAuth",
+    "Repeated",
     "Response",
     "ResponseCache",
     "RetryPolicy",
@@ -635,7 +636,7 @@ class HTTPClient:
             if gate is not None:
                 await gate.acquire()
         data = orjson.dumps(json) if json is not None else None
-        query: dict[str, str] | None = _query(params)
+        query: list[tuple[str, str]] | None = _query(params)
         origin = _origin(url)
         for _hop in range(self.max_redirects + 1):
             if _origin(url) == origin:
@@ -789,7 +790,7 @@ class HTTPClient:
         cached = None
         send_headers = dict(headers or {})
         if self.cache is not None and method == "GET":
-            cache_key = url + "?" + urlencode(sorted(_query(prepared.params).items()))
+            cache_key = url + "?" + urlencode(sorted(_query(prepared.params)))
             cached = self.cache.get(cache_key)
             if cached is not None:
                 if cached.etag:
@@ -852,16 +853,30 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
     return parts.scheme.lower(), (parts.hostname or "").lower(), port or default
 
 
-def _query(params: Mapping[str, Any] | None) -> dict[str, str]:
-    """Query parameters as strings (booleans as ``true``/``false``, lists comma-joined)."""
-    out: dict[str, str] = {}
+class Repeated(tuple[Any, ...]):
+    """A query parameter sent once per value (``labelIds=A&labelIds=B``, as Gmail wants),
+    where a plain list or tuple is comma-joined (``fields=a,b``)."""
+
+    __slots__ = ()
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _query(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Query parameters as string pairs: booleans as ``true``/``false``, lists comma-joined,
+    ``Repeated`` values one pair each; ``None`` left out."""
+    out: list[tuple[str, str]] = []
     for key, value in (params or {}).items():
         if value is None:
             continue
-        if isinstance(value, bool):
-            out[key] = "true" if value else "false"
+        if isinstance(value, Repeated):
+            out.extend((key, _scalar(v)) for v in value)
         elif isinstance(value, list | tuple | set | frozenset):
-            out[key] = ",".join(str(v) for v in value)
+            out.append((key, ",".join(str(v) for v in value)))
         else:
-            out[key] = str(value)
+            out.append((key, _scalar(value)))
     return out

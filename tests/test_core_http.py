@@ -292,3 +292,23 @@ async def test_a_netrc_entry_for_the_host_does_not_clash_with_our_authorization(
     async with HTTPClient(base_url, source="test", auth=BearerAuth(SECRET), retry=FAST) as http:
         await http.get_json("/numbered")
     assert state.controls.requests[-1].headers["Authorization"] == f"Bearer {SECRET}"
+
+
+async def test_repeated_parameters_are_sent_once_per_value() -> None:
+    from aiohttp import web
+
+    from asyncrepo.http import Repeated
+
+    seen: list[list[tuple[str, str]]] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        seen.append(list(request.query.items()))
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/q", echo)
+    async with serve(app) as base, HTTPClient(base, source="test", retry=FAST) as http:
+        await http.get_json(
+            "/q", params={"labelIds": Repeated(["A", "B"]), "fields": ["x", "y"], "n": True}
+        )
+    assert seen == [[("labelIds", "A"), ("labelIds", "B"), ("fields", "x,y"), ("n", "true")]]

@@ -39,7 +39,7 @@ from urllib.parse import quote, urlencode
 
 from ...convert import html_to_text
 from ...exceptions import ConfigurationError, ItemNotFound
-from ...http import RetryPolicy
+from ...http import Repeated, RetryPolicy
 from ...pagination import Batch
 from ...repository import Capabilities, Item, PageRequest
 from ...rest import Endpoint
@@ -210,9 +210,9 @@ class Mail(GoogleRepository):
 
     def endpoint(self, request: PageRequest) -> Endpoint:
         path = self._messages
-        if self.labels:  # labelIds is a repeated parameter: in the path, one per label
-            path += "?" + urlencode([("labelIds", label) for label in self.labels])
         params: dict[str, Any] = {}
+        if self.labels:
+            params["labelIds"] = Repeated(self.labels)  # labelIds=A&labelIds=B
         q = self.query(request)
         if q:
             params["q"] = q
