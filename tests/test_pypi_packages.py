@@ -388,3 +388,20 @@ async def test_uris_and_registry(base, monkeypatch) -> None:
     for bad in ("pypi://host/simple", "pypi+https://u:p@host/simple", "pypi+https://h/s?x=1"):
         with pytest.raises(ConfigurationError):
             asyncrepo.open(bad)
+
+
+async def test_the_default_index_is_the_one_pip_uses(monkeypatch) -> None:
+    from pip._internal.models.index import PyPI
+
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+    public = Packages()
+    assert public.index_url == PyPI.simple_url.rstrip("/")
+    assert public.json_url == PyPI.pypi_url.rstrip("/") and public.rss_url
+    named = Packages(PyPI.simple_url)  # the public index, named: its JSON API and feed too
+    assert (named.json_url, named.rss_url) == (public.json_url, public.rss_url)
+    monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.example/simple/")
+    mirror = Packages()
+    assert mirror.index_url == "https://mirror.example/simple"
+    assert mirror.json_url is None and mirror.rss_url is None
+    for repo in (public, named, mirror):
+        await repo.aclose()

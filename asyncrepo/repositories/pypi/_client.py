@@ -11,6 +11,7 @@ never held whole.
 from __future__ import annotations
 
 import codecs
+import os
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -22,14 +23,14 @@ from xml.etree import ElementTree
 import ijson  # type: ignore[import-untyped]  # the pypi extra
 import orjson
 
+from ...exceptions import ConfigurationError
+
 __all__ = [
     "ACCEPT",
-    "DEFAULT_INDEX_URL",
-    "DEFAULT_JSON_URL",
-    "DEFAULT_RSS_URL",
     "CappedReader",
     "HTMLProjects",
     "ParseError",
+    "default_index",
     "json_errors",
     "json_projects",
     "normalize",
@@ -37,10 +38,35 @@ __all__ = [
     "simple_format",
 ]
 
-#: The public index (the documented default); its JSON API and its updates feed.
-DEFAULT_INDEX_URL = "https://pypi.org/simple"
-DEFAULT_JSON_URL = "https://pypi.org/pypi"
-DEFAULT_RSS_URL = "https://pypi.org/rss/updates.xml"
+
+def default_index() -> tuple[str, str | None, str | None]:
+    """``(index_url, json_url, rss_url)`` when none is given: the index pip installs from.
+
+    ``PIP_INDEX_URL`` if set (a mirror: its JSON API and feed are unknown, so ``None``),
+    else pip's own default, the public index, with its JSON API and updates feed. The
+    address comes from pip, which every Python environment has, so asyncrepo carries no
+    registry address of its own."""
+    configured = os.environ.get("PIP_INDEX_URL", "").strip()
+    public = _pip_default()
+    if configured and (public is None or configured.rstrip("/") != public[0]):
+        return configured.rstrip("/"), None, None
+    if public is None:
+        raise ConfigurationError(
+            "no index given and pip, which knows the default one, is not installed: pass "
+            "index_url= (or set PIP_INDEX_URL)",
+            source="pypi.packages",
+        )
+    return public
+
+
+def _pip_default() -> tuple[str, str, str] | None:
+    try:
+        from pip._internal.models.index import PyPI
+    except ImportError:  # pip missing, or its internals moved
+        return None
+    root = PyPI.url.rstrip("/")
+    return PyPI.simple_url.rstrip("/"), PyPI.pypi_url.rstrip("/"), f"{root}/rss/updates.xml"
+
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"

@@ -1,7 +1,7 @@
 """Packages of a Python package index (``pypi.packages``): the public index by default, or any
 index that speaks the Simple API (PEP 503 HTML / PEP 691 JSON).
 
-``Packages(index_url=DEFAULT_INDEX_URL, *, json_url="auto", rss_url="auto", username=None,
+``Packages(index_url=None, *, json_url="auto", rss_url="auto", username=None,
 password=None, max_index_bytes=512 MiB, max_feed_pages=100, detail_concurrency=8,
 retry=None, timeout=60.0)``
 
@@ -25,8 +25,10 @@ retry=None, timeout=60.0)``
   or an index without a feed (``rss_url=None``, a 404) raise ``UnsupportedOption``. A
   cursor holds the page's ``before``.
 
-``json_url`` and ``rss_url`` default (``"auto"``) to the public index's own when
-``index_url`` is the public index, and to ``None`` otherwise.
+``index_url=None`` is the index pip installs from: ``PIP_INDEX_URL`` if set, else pip's
+default, the public index (asyncrepo takes the address from pip). ``json_url`` and
+``rss_url`` default (``"auto"``) to the public index's own when ``index_url`` is the public
+index, and to ``None`` otherwise.
 
 Items: identifier = the PEP 503 normalised name; title = the name as the index spells it;
 url = ``{index_url}/<name>/``; kind ``package``. From the JSON API (``get``, details):
@@ -65,17 +67,18 @@ from ...repository import Capabilities, Item, PageRequest
 from ...rest import RESTRepository
 from ._client import (
     ACCEPT,
-    DEFAULT_INDEX_URL,
-    DEFAULT_JSON_URL,
-    DEFAULT_RSS_URL,
     CappedReader,
     HTMLProjects,
     ParseError,
+    default_index,
     json_errors,
     json_projects,
     normalize,
     parse_feed,
     simple_format,
+)
+from ._client import (
+    _pip_default as _pip_default_index,
 )
 
 __all__ = ["Packages"]
@@ -106,7 +109,7 @@ class Packages(RESTRepository):
 
     def __init__(
         self,
-        index_url: str = DEFAULT_INDEX_URL,
+        index_url: str | None = None,
         *,
         json_url: str | None = "auto",
         rss_url: str | None = "auto",
@@ -121,8 +124,13 @@ class Packages(RESTRepository):
         headers: Mapping[str, str] | None = None,
         limiter: AsyncLimiter | None = None,
     ) -> None:
-        index = index_url.rstrip("/")
-        public = index == DEFAULT_INDEX_URL
+        if index_url is None:
+            index, default_json, default_rss = default_index()
+        else:
+            index, default_json, default_rss = index_url.rstrip("/"), None, None
+            public = _pip_default_index()
+            if public is not None and index == public[0]:  # the public index, named
+                default_json, default_rss = public[1], public[2]
         auth: Auth | None = None
         if username or password:
             auth = BasicAuth(username or "", password or "")
@@ -137,8 +145,8 @@ class Packages(RESTRepository):
             limiter=limiter,
         )
         self.index_url = self.client.base_url
-        self.json_url = (DEFAULT_JSON_URL if public else None) if json_url == "auto" else json_url
-        self.rss_url = (DEFAULT_RSS_URL if public else None) if rss_url == "auto" else rss_url
+        self.json_url = default_json if json_url == "auto" else json_url
+        self.rss_url = default_rss if rss_url == "auto" else rss_url
         if self.json_url is not None:
             self.json_url = self.json_url.rstrip("/")
         self.max_index_bytes = max_index_bytes
