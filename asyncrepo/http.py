@@ -637,12 +637,10 @@ class HTTPClient:
                 await gate.acquire()
         data = orjson.dumps(json) if json is not None else None
         query: list[tuple[str, str]] | None = _query(params)
-        origin = _origin(url)
+        origin = here = _origin(url)
         for _hop in range(self.max_redirects + 1):
-            if _origin(url) == origin:
-                send_headers = {**self.origin_headers(), **(headers or {})}
-            else:  # another origin: nothing of the caller's, no credentials
-                send_headers = {}
+            # Another origin gets nothing of the caller's and no credentials.
+            send_headers = {**self.origin_headers(), **(headers or {})} if here == origin else {}
             if data is not None:
                 send_headers["Content-Type"] = "application/json"
             with self._transport_errors(method, url):
@@ -653,7 +651,7 @@ class HTTPClient:
                     data=data,
                     headers=send_headers,
                     allow_redirects=False,
-                    proxy=self._proxy_for(url),
+                    proxy=self._proxy_for(here),
                 )
             location = raw.headers.get("Location")
             if raw.status not in _REDIRECTS or not location:
@@ -671,6 +669,7 @@ class HTTPClient:
             if raw.status == 303 or (raw.status in (301, 302) and method == "POST"):
                 method, data = "GET", None
             url, query = target, None  # the Location carries its own query
+            here = _origin(url)
         raise SourceUnavailable(
             f"more than {self.max_redirects} redirects",
             source=self.source,
@@ -678,12 +677,11 @@ class HTTPClient:
             url=redact_url(url),
         )
 
-    def _proxy_for(self, url: str) -> str | None:
-        """The proxy for ``url`` from ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` (when
-        ``trust_env``), read once per origin."""
+    def _proxy_for(self, origin: tuple[str, str | None, int | None]) -> str | None:
+        """The proxy for an origin (``_origin(url)``) from ``HTTP_PROXY``/``HTTPS_PROXY``/
+        ``NO_PROXY`` (when ``trust_env``), read once per origin."""
         if not self.trust_env:
             return None
-        origin = _origin(url)
         if origin not in self._proxies:
             scheme, host, port = origin
             proxies = urllib.request.getproxies_environment()
