@@ -279,10 +279,6 @@ class _NumberedURLs(Sequence[str]):
         return f"{self._head}{self._numbers[index]}{self._tail}"
 
 
-def _numbered_urls(url: str, name: str, numbers: range) -> Sequence[str]:
-    return _NumberedURLs(url, name, numbers)
-
-
 def _same_origin(state: JSON, endpoint: str) -> str:
     """A next-page URL from a state (maybe from a cursor someone handed us): it must point at
     the endpoint's own scheme, host and port, or the client's credentials would go along to
@@ -341,7 +337,7 @@ class LinkHeader(Paginator):
             first, last = _param(next_url, page_param), _param(last_url, page_param)
             if not (first and last and first.isdigit() and last.isdigit()):
                 return None
-            urls = _numbered_urls(next_url, page_param, range(int(first), int(last) + 1))
+            urls = _NumberedURLs(next_url, page_param, range(int(first), int(last) + 1))
             if not urls or urls[-1] != last_url:
                 return None  # the pages differ by more than their number
             return urls
