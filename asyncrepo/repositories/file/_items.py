@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, count
+from types import CodeType, FunctionType
 from typing import Any, SupportsIndex, cast, overload
 
 from ...convert import parse_datetime
@@ -78,19 +79,24 @@ def raws_maker(
 ) -> Callable[[list[list[str]]], list[dict[str, Any]]]:
     """A function rows -> their raw dicts, as ``csv.DictReader`` makes them.
 
-    Why generated code: a dict display over unpacked values (``{k0: a0, k1: a1, ...} for
-    (a0, a1, ...) in rows``) builds a row's dict in about 40% of the time ``dict(zip(header,
-    row))`` takes, the largest cost of a listing after the parsing itself. The header's
-    names are bound as variables ``k0``, ``k1``...; they never enter the source text. A
-    batch with a ragged row (the unpacking fails) is built again row by row by ``raw_of``.
+    Why generated code: a dict display over unpacked values (``{"id": a0, "name": a1, ...}
+    for (a0, a1, ...) in rows``) builds a row's dict in about 40% of the time ``dict(zip(
+    header, row))`` takes, the largest cost of a listing after the parsing itself; with the
+    keys as constants (one tuple the interpreter hands to the dict at once) it is about 10%
+    faster again than with the keys in variables. The header's names never enter the source
+    text: it is compiled with placeholder keys, which are then swapped for the names in the
+    compiled code's constants (``_with_keys``). A batch with a ragged row (the unpacking
+    fails) is built again row by row by ``raw_of``.
     """
     width = len(header)
     if not 0 < width <= _GENERATED_MAX_WIDTH:
         return lambda rows: [raw_of(row) for row in rows]
-    keys = ", ".join(f"k{i}: a{i}" for i in range(width))
+    placeholders = [f"\x00asyncrepo-key-{i}" for i in range(width)]
+    keys = ", ".join(f"{p!r}: a{i}" for i, p in enumerate(placeholders))
     names = "".join(f"a{i}, " for i in range(width))
-    namespace = {f"k{i}": name for i, name in enumerate(header)}
-    unpacked = eval(f"lambda rows: [{{{keys}}} for ({names}) in rows]", namespace)
+    template = eval(f"lambda rows: [{{{keys}}} for ({names}) in rows]", {})
+    real = dict(zip(placeholders, header, strict=True))
+    unpacked = FunctionType(_with_keys(template.__code__, real), {})
 
     def raws_of(rows: list[list[str]]) -> list[dict[str, Any]]:
         try:
@@ -99,6 +105,21 @@ def raws_maker(
             return [raw_of(row) for row in rows]
 
     return raws_of
+
+
+def _with_keys(code: CodeType, real: dict[str, str]) -> CodeType:
+    """``code`` with every placeholder constant (in tuples and nested code too) replaced."""
+
+    def swap(constant: Any) -> Any:
+        if isinstance(constant, str):
+            return real.get(constant, constant)
+        if isinstance(constant, tuple):
+            return tuple(swap(c) for c in constant)
+        if isinstance(constant, CodeType):
+            return _with_keys(constant, real)
+        return constant
+
+    return code.replace(co_consts=tuple(swap(c) for c in code.co_consts))
 
 
 def unique_columns(names: list[str]) -> tuple[list[str], list[str]]:
