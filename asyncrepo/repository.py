@@ -625,14 +625,29 @@ class Repository:
         selected = self._selected(plan)
         try:
             async for state, indices, items, next_state in selected:
-                for index, item in zip(indices, items, strict=True):
-                    if len(buffer) == size:
-                        # One item of look-ahead: the cursor points at the next page's first
-                        # item, and a page has a cursor only if something follows it.
-                        yield Page(buffer, _encode_cursor(plan, state, index))
-                        produced = True
-                        buffer = []
-                    buffer.append(item)
+                if type(indices) is range:
+                    # The common case, every item of the vendor page from one on: whole
+                    # slices into the buffer (list.extend, in C) instead of item by item.
+                    # The cursor rule is the same: a full page is given out only when an
+                    # item follows it, and its cursor points at that item.
+                    at, count = 0, len(items)
+                    while at < count:
+                        if len(buffer) == size:
+                            yield Page(buffer, _encode_cursor(plan, state, indices[at]))
+                            produced = True
+                            buffer = []
+                        take = min(size - len(buffer), count - at)
+                        buffer += items[at : at + take] if take < count else items
+                        at += take
+                else:
+                    for index, item in zip(indices, items, strict=True):
+                        if len(buffer) == size:
+                            # One item of look-ahead: the cursor points at the next page's
+                            # first item, and a page has a cursor only if something follows.
+                            yield Page(buffer, _encode_cursor(plan, state, index))
+                            produced = True
+                            buffer = []
+                        buffer.append(item)
                 if len(buffer) == size and next_state is not None:
                     # Full at the end of a vendor page: yield it now rather than wait for the
                     # next page's first item. Its cursor is the next page; should that page

@@ -102,6 +102,26 @@ async def test_cursor_resumes_in_a_fresh_repository(page_size: int) -> None:
             break
 
 
+@pytest.mark.parametrize("page_size", [1, 3, 9, 10, 11, 20, 53, 100])
+async def test_pages_by_slices_match_pages_item_by_item(page_size: int) -> None:
+    # Without a client-side filter a vendor page's items go into the pages a slice at a
+    # time; with one (a ``since`` every item passes) item by item: the same pages, and
+    # every cursor resumes at the same item.
+    records = make_records(53)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    sliced = await collect(Notes(records).list_pages(page_size=page_size))
+    one_by_one = await collect(Notes(records).list_pages(page_size=page_size, since=epoch))
+    assert [[i.identifier for i in p] for p in sliced] == [
+        [i.identifier for i in p] for p in one_by_one
+    ]
+    assert [p.cursor is None for p in sliced] == [p.cursor is None for p in one_by_one]
+    for a, b in zip(sliced[:-1], one_by_one[:-1], strict=True):
+        resumed = await collect(Notes(records).list(cursor=a.cursor))
+        resumed_b = await collect(Notes(records).list(since=epoch, cursor=b.cursor))
+        assert [i.identifier for i in resumed] == [i.identifier for i in resumed_b]
+        assert resumed and resumed[0].identifier == str(sliced.index(a) * page_size + page_size)
+
+
 async def test_cursor_works_with_another_page_size() -> None:
     records = make_records(53)
     first = await anext(Notes(records).list_pages(page_size=7))
