@@ -4,9 +4,11 @@ header names (no column may be lost), and repeated gets (an offset index, not a 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import gzip
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -230,6 +232,30 @@ async def test_the_index_follows_the_file(tmp_path: Path, monkeypatch: pytest.Mo
     assert (await repo.get("499")).raw == {"n": "499", "what": "rewritten"}
     with pytest.raises(ItemNotFound):
         await repo.get("3")
+    assert counting.builds == 2
+
+
+async def test_the_index_follows_a_same_size_rewrite_that_keeps_the_mtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What `cp -p` does to a file that exists: rewrite it in place, then set its times back
+    # to the original's. Same inode, same size, same mtime; only the ctime tells.
+    path = tmp_path / "t.csv"
+    old = "n,what\n" + "".join(f"{i},{'x' * (i % 7)}\n" for i in range(399))
+    new = "n,what\n" + "".join(f"{i},{'y' * (6 - i % 7)}\n" for i in range(399))
+    assert len(old) == len(new) and old.splitlines()[200] != new.splitlines()[200]
+    path.write_text(old)
+    os.utime(path, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    inode = path.stat().st_ino
+    repo = CSVRows(path)
+    counting = Counting(monkeypatch)
+    assert (await repo.get("199")).raw == {"n": "199", "what": "x" * (199 % 7)}
+    await asyncio.sleep(0.05)  # past the clock's tick: the rewrite gets another ctime
+    with path.open("r+") as f:
+        f.write(new)
+    os.utime(path, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    assert path.stat().st_ino == inode and path.stat().st_size == len(old)
+    assert (await repo.get("199")).raw == {"n": "199", "what": "y" * (6 - 199 % 7)}
     assert counting.builds == 2
 
 

@@ -114,9 +114,12 @@ def reject_html(data: Bytes, error: Callable[[], Exception]) -> Bytes:
 
 
 def file_version(file: BinaryIO) -> Hashable:
-    """What names an open file's content: its identity, size and modification time."""
+    """What names an open file's content: its identity, size, modification time and status
+    change time. The last because a copy that keeps the original's times (``cp -p``,
+    ``touch -r``) may rewrite a file in place at the same size and put its mtime back; no
+    one can set the ctime, which moves with every write."""
     stat = os.fstat(file.fileno())
-    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 def _on_disk(chunks: Iterator[bytes], charset: str | None) -> Bytes:
