@@ -486,3 +486,24 @@ async def test_read_ahead_asks_for_every_page_once(aws_env: None) -> None:
     calls = app[CALLS]
     assert calls["n"] == 3
     assert (calls["token=None"], calls["token=p2"], calls["token=p3"]) == (1, 1, 1)
+
+
+def test_parse_xml_holds_the_collector_off_only_while_it_parses() -> None:
+    import gc
+    from xml.etree.ElementTree import ParseError
+
+    seen: list[bool] = []
+    body = b"<a><b>1</b></a>"
+    try:
+        gc.enable()
+        root = _listing.parse_xml(body)
+        assert root.findtext("b") == "1" and gc.isenabled()
+        with pytest.raises(ParseError):
+            _listing.parse_xml(b"<a><b>")
+        assert gc.isenabled()
+        gc.disable()  # an application that runs without the collector keeps it off
+        _listing.parse_xml(body)
+        seen.append(gc.isenabled())
+    finally:
+        gc.enable()
+    assert seen == [False]
