@@ -14,7 +14,8 @@ deterministically and cached under ``benchmarks/.data/``. One row in 100 holds t
   own streaming reader (``open_csv``) making the same dicts (``RecordBatch.to_pylist``,
   every column a string, empty cells ``""``), each taken as the items are; and against
   the least any async listing of ``Item``s costs over those dicts (an ``Item`` per dict
-  from a plain async generator), which shows what the contract itself costs.
+  from a plain async generator), which shows what the contract itself costs; and
+  ``list_pages(page_size=1000)`` against pyarrow's dicts, its items taken page by page.
 * repeated gets: 10,000 random ``CSVRows.get()`` (one repository: the first builds the
   offset index) vs one full ``CSVRows.list()`` of the same file (target: under 2x).
 
@@ -161,6 +162,20 @@ async def asyncrepo_native_list(probe: Any, path: str) -> tuple[int, str]:
     return count, last
 
 
+async def asyncrepo_native_pages(probe: Any, path: str) -> tuple[int, str]:
+    """The same items a page of 1,000 at a time (``list_pages``: what sync and federation
+    read), each page's items taken in a plain loop."""
+    from asyncrepo.repositories.file.csv_rows import CSVRows
+
+    count, last = 0, ""
+    async with CSVRows(path, backend="arrow") as repo:
+        async for page in repo.list_pages(page_size=1000):
+            for item in page:
+                count += 1
+                last = item.raw["id"]
+    return count, last
+
+
 async def asyncrepo_gets(probe: Any, path: str, rows: int, gets: int) -> tuple[int, str]:
     """``gets`` random gets by row index on one repository (the first builds the index)."""
     from asyncrepo.repositories.file.csv_rows import CSVRows
@@ -298,6 +313,23 @@ def comparisons(smoke: bool) -> Iterator[list[Comparison]]:
                 # pyarrow's own footprint (the library, its memory pool) is the baseline's
                 # too: flat memory here means no more than pyarrow's streaming reader.
                 [Target("wall", 1.0), Target("rss", 1.1)],
+            )
+        )
+        native.append(
+            Comparison(
+                f"csv list_pages, native backend ({size})",
+                Variant("pyarrow open_csv dicts", f"{here}:pyarrow_list", p, ["pyarrow.csv"]),
+                Variant(
+                    "CSVRows(backend=arrow).list_pages(page_size=1000)",
+                    f"{here}:asyncrepo_native_pages",
+                    p,
+                    [CSV_MODULE, "pyarrow.csv"],
+                    expect=rows,
+                ),
+                # No target: shown because pages are what sync and federation read, and a
+                # page holds its items alive together (the collector tracks every one).
+                [],
+                show=["wall"],
             )
         )
         native.append(
