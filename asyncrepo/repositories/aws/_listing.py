@@ -131,15 +131,16 @@ def parse_xml(body: bytes) -> Element:
     built.
 
     Why: a 1,000-key page is about 9,000 elements, every one tracked by the collector, so
-    building it runs the collector dozens of times, and the elements that outlive those runs
+    building it runs the collector a dozen times, and the elements that outlive those runs
     push it into full collections, which walk every object of the process (botocore's
-    service models alone are hundreds of thousands): measured, 8-10 µs an object of the
-    listing's CPU, against 4 µs with the collector held off (``benchmarks/``'s fast S3
-    server). The elements die with their page (the tree holds no cycles), so the collector
-    has nothing to find in them; it runs again at the next allocation after the parse. The
-    parse itself (``XMLParser.feed``) is one C call that keeps the GIL, so other threads
-    barely run while the collector is held off, and a collector the application turned off
-    is left off.
+    service models alone are hundreds of thousands): measured on ``benchmarks/``'s fast S3
+    server, the parse took about 10 µs of CPU an object, against 3 µs with the collector
+    held off (a whole listing: about 32 µs an object, then 21 µs). The elements die with
+    their page (the tree holds no cycles), so the collector has nothing to find in them; it
+    runs again at the next allocation after the parse. The parse itself
+    (``XMLParser.feed``) is one C call that keeps the GIL, so other threads barely run
+    while the collector is held off, and a collector the application turned off is left
+    off.
     """
     if not gc.isenabled():
         return fromstring(body)
