@@ -298,6 +298,7 @@ def comparisons(smoke: bool) -> Iterator[list[Comparison]]:
     gets = 200 if smoke else 10_000
     native: list[Comparison] = []
     if importlib.util.find_spec("pyarrow") is not None:  # asyncrepo[fast] installed
+        pyarrow_job = Variant("pyarrow open_csv dicts", f"{here}:pyarrow_list", p, ["pyarrow.csv"])
         native_job = Variant(
             "CSVRows(backend=arrow)",
             f"{here}:asyncrepo_native_list",
@@ -308,7 +309,7 @@ def comparisons(smoke: bool) -> Iterator[list[Comparison]]:
         native.append(
             Comparison(
                 f"csv list, native backend ({size})",
-                Variant("pyarrow open_csv dicts", f"{here}:pyarrow_list", p, ["pyarrow.csv"]),
+                pyarrow_job,
                 native_job,
                 # pyarrow's own footprint (the library, its memory pool) is the baseline's
                 # too: flat memory here means no more than pyarrow's streaming reader.
@@ -318,7 +319,7 @@ def comparisons(smoke: bool) -> Iterator[list[Comparison]]:
         native.append(
             Comparison(
                 f"csv list_pages, native backend ({size})",
-                Variant("pyarrow open_csv dicts", f"{here}:pyarrow_list", p, ["pyarrow.csv"]),
+                pyarrow_job,
                 Variant(
                     "CSVRows(backend=arrow).list_pages(page_size=1000)",
                     f"{here}:asyncrepo_native_pages",
