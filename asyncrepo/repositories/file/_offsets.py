@@ -2,7 +2,7 @@
 its row instead of reading the file up to it.
 
 Built by one scan of the file (in a worker thread) the first time a get needs it, and kept
-for that version of the file (its identity, size and modification time; a cached
+for that version of the file (its identity, size, mtime and ctime: ``file_version``; a cached
 download's blob). Memory is bounded by the row count: the byte offset of every
 ``CHECKPOINT``-th row (8 bytes per 64 rows), and, for a column identifier, each row's
 identifier hash and row number, sorted by hash (16 bytes a row); a get reads at most
